@@ -1,0 +1,152 @@
+"""Activation functions by name: linear, relu, leaky_relu, sigmoid, tanh, softmax.
+
+Each is a small object with two methods side by side:
+    forward(z)           -> y = f(z)
+    backward(dy, z, y)   -> dz = dy * f'(z)   (softmax: the Jacobian-vector product)
+`z` is the pre-activation and `y` the output saved by the forward pass.
+"""
+from minicnn.backend import get_array_module
+
+
+class Activation:
+    name = None
+
+    def forward(self, z):
+        raise NotImplementedError
+
+    def backward(self, dy, z, y):
+        raise NotImplementedError
+
+    def __call__(self, z):
+        return self.forward(z)
+
+    def __repr__(self):
+        return f"<activation {self.name}>"
+
+
+class Linear(Activation):
+    """f(z) = z. The default of Dense and Conv2D."""
+    name = "linear"
+
+    def forward(self, z):
+        return z
+
+    def backward(self, dy, z, y):
+        return dy
+
+
+class ReLU(Activation):
+    """f(z) = max(z, 0); f'(z) = 1 where z > 0, else 0."""
+    name = "relu"
+
+    def forward(self, z):
+        xp = get_array_module(z)
+        return xp.maximum(z, 0)
+
+    def backward(self, dy, z, y):
+        return dy * (z > 0)
+
+
+class LeakyReLU(Activation):
+    """f(z) = z if z > 0 else alpha * z; f'(z) = 1 or alpha."""
+    name = "leaky_relu"
+
+    def __init__(self, alpha=0.2):
+        self.alpha = float(alpha)
+
+    def forward(self, z):
+        xp = get_array_module(z)
+        return xp.where(z > 0, z, z * z.dtype.type(self.alpha))
+
+    def backward(self, dy, z, y):
+        xp = get_array_module(dy)
+        return xp.where(z > 0, dy, dy * dy.dtype.type(self.alpha))
+
+
+class Sigmoid(Activation):
+    """f(z) = 1 / (1 + exp(-z)); f'(z) = y (1 - y)."""
+    name = "sigmoid"
+
+    def forward(self, z):
+        xp = get_array_module(z)
+        return 0.5 * (xp.tanh(0.5 * z) + 1)  # the same function, without overflow in exp
+
+    def backward(self, dy, z, y):
+        return dy * y * (1 - y)
+
+
+class Tanh(Activation):
+    """f(z) = tanh(z); f'(z) = 1 - y^2."""
+    name = "tanh"
+
+    def forward(self, z):
+        xp = get_array_module(z)
+        return xp.tanh(z)
+
+    def backward(self, dy, z, y):
+        return dy * (1 - y * y)
+
+
+class Softmax(Activation):
+    """y_i = exp(z_i) / sum_j exp(z_j) over the last axis.
+
+    backward: dz = y * (dy - sum(dy * y)). Followed by cross-entropy, the model skips
+    this step and uses the fused, exact form dz = (y - target) / N (see models.py).
+    """
+    name = "softmax"
+
+    def forward(self, z):
+        xp = get_array_module(z)
+        shifted = z - z.max(axis=-1, keepdims=True)  # exp never overflows
+        e = xp.exp(shifted)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def backward(self, dy, z, y):
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
+_BY_NAME = {"linear": Linear, "relu": ReLU, "leaky_relu": LeakyReLU,
+            "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax}
+
+
+def get(identifier):
+    """Return an activation object from a name, None (linear) or an activation object."""
+    if identifier is None:
+        return Linear()
+    if isinstance(identifier, Activation):
+        return identifier
+    if isinstance(identifier, str) and identifier in _BY_NAME:
+        return _BY_NAME[identifier]()
+    raise ValueError(
+        f"unknown activation {identifier!r}; expected one of {sorted(_BY_NAME)}"
+    )
+
+
+def serialize(activation):
+    """The name under which an activation is saved ('leaky_relu' keeps its default slope)."""
+    return activation.name
+
+
+# Function-style access, as in keras.activations.relu(x).
+def linear(x):
+    return Linear().forward(x)
+
+
+def relu(x):
+    return ReLU().forward(x)
+
+
+def leaky_relu(x, negative_slope=0.2):
+    return LeakyReLU(negative_slope).forward(x)
+
+
+def sigmoid(x):
+    return Sigmoid().forward(x)
+
+
+def tanh(x):
+    return Tanh().forward(x)
+
+
+def softmax(x):
+    return Softmax().forward(x)

@@ -1,0 +1,116 @@
+"""The array backend: NumPy on the CPU, CuPy on the GPU.
+
+Every layer asks its input which array module to use (``xp = get_array_module(x)``)
+and then writes ``xp.exp``, ``xp.matmul``... The same layer code therefore runs on
+both devices; only this file (and ``minicnn/kernels``) knows that two exist.
+"""
+import numpy as np
+
+try:  # CuPy is optional: `import minicnn` must work without it.
+    import cupy
+except Exception:  # ImportError, or a CuPy installed without a working CUDA
+    cupy = None
+
+_FLOATX = "float32"
+_RNG = np.random.default_rng()
+
+
+# --- floating-point type -------------------------------------------------------
+def floatx():
+    """The default float type of parameters and activations: 'float32' or 'float64'."""
+    return _FLOATX
+
+
+def set_floatx(value):
+    """Set the default float type. Use 'float64' for gradient checks."""
+    global _FLOATX
+    if value not in ("float32", "float64"):
+        raise ValueError(f"floatx must be 'float32' or 'float64', got {value!r}")
+    _FLOATX = value
+
+
+# --- which module: numpy or cupy -------------------------------------------------
+def gpu_available():
+    """True when CuPy is installed and sees at least one CUDA device."""
+    if cupy is None:
+        return False
+    try:
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:
+        return False
+
+
+def is_gpu_array(x):
+    return cupy is not None and isinstance(x, cupy.ndarray)
+
+
+def get_array_module(*arrays):
+    """Return numpy or cupy, whichever holds the arrays; refuse a mix of both."""
+    on_gpu = [is_gpu_array(a) for a in arrays if a is not None]
+    if any(on_gpu) and not all(on_gpu):
+        raise TypeError(
+            "expected all arrays on one device, got a mix of NumPy (CPU) and CuPy (GPU) "
+            "arrays; move the model and the data to the same device with model.to(...)"
+        )
+    return cupy if any(on_gpu) else np
+
+
+# --- moving arrays between devices ----------------------------------------------
+def check_device(device):
+    """Validate a device name: 'cpu' or 'gpu' (also 'cuda')."""
+    name = str(device).lower()
+    if name == "cuda":
+        name = "gpu"
+    if name not in ("cpu", "gpu"):
+        raise ValueError(f"device must be 'cpu' or 'gpu', got {device!r}")
+    if name == "gpu" and not gpu_available():
+        raise RuntimeError(
+            "device 'gpu' needs CuPy and a CUDA GPU; install minicnn[gpu] on a machine with one"
+        )
+    return name
+
+
+def to_device(x, device):
+    """Copy an array to 'cpu' (NumPy) or 'gpu' (CuPy); no copy if it is there already."""
+    if device == "gpu":
+        return cupy.asarray(x)
+    return to_numpy(x)
+
+
+def to_numpy(x):
+    """Return a NumPy array, copying from the GPU when needed."""
+    return cupy.asnumpy(x) if is_gpu_array(x) else np.asarray(x)
+
+
+def device_of(x):
+    return "gpu" if is_gpu_array(x) else "cpu"
+
+
+# --- random numbers -----------------------------------------------------------------
+def set_random_seed(seed):
+    """Seed every random draw minicnn makes (weights, dropout, shuffling) on CPU and GPU."""
+    global _RNG
+    _RNG = np.random.default_rng(seed)
+    if cupy is not None and gpu_available():
+        cupy.random.seed(seed)
+
+
+def rng():
+    """The NumPy random generator behind weight initialisation and shuffling."""
+    return _RNG
+
+
+def random_uniform(xp, shape, dtype):
+    """Uniform [0, 1) numbers drawn on the device of `xp` (used by Dropout)."""
+    if xp is np:
+        return _RNG.random(shape, dtype=dtype)
+    return xp.random.random(shape, dtype=dtype)
+
+
+def get_rng_state():
+    """The generator state as a JSON-able dict (saved in checkpoints)."""
+    return _RNG.bit_generator.state
+
+
+def set_rng_state(state):
+    _RNG.bit_generator.state = state

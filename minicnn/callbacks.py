@@ -1,0 +1,240 @@
+"""Callbacks: hooks the training loop calls (History, progress bar, checkpoints, early stop).
+
+The loop in models.py calls, in this order:
+    on_train_begin, (on_epoch_begin, (on_train_batch_begin, on_train_batch_end)*, on_epoch_end)*, on_train_end
+A callback stops training by setting `self.model.stop_training = True`.
+"""
+import math
+import sys
+import time
+
+
+
+class Callback:
+    def __init__(self):
+        self.model = None
+        self.params = {}
+
+    def set_model(self, model):
+        self.model = model
+
+    def set_params(self, params):
+        self.params = params
+
+    def on_train_begin(self, logs=None): pass
+    def on_train_end(self, logs=None): pass
+    def on_epoch_begin(self, epoch, logs=None): pass
+    def on_epoch_end(self, epoch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): pass
+    def on_train_batch_end(self, batch, logs=None): pass
+
+
+# Old Keras names for the same values: the lab reads history['acc'].
+KEY_ALIASES = {"acc": "accuracy", "val_acc": "val_accuracy"}
+
+
+class HistoryDict(dict):
+    """A dict of metric lists that also answers the Keras 2 keys 'acc' and 'val_acc'."""
+
+    def _key(self, key):
+        return KEY_ALIASES.get(key, key) if key not in self.keys() else key
+
+    def __getitem__(self, key):
+        return super().__getitem__(self._key(key))
+
+    def __contains__(self, key):
+        return super().__contains__(self._key(key))
+
+    def get(self, key, default=None):
+        return super().get(self._key(key), default)
+
+
+class History(Callback):
+    """Records each epoch's logs: history['loss'], ['accuracy'], ['val_loss'], ['val_accuracy']."""
+
+    def __init__(self):
+        super().__init__()
+        self.history = HistoryDict()
+        self.epoch = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(epoch)
+        for key, value in (logs or {}).items():
+            self.history.setdefault(key, []).append(value)
+
+
+def format_logs(logs):
+    return " - ".join(f"{key}: {value:.4f}" for key, value in logs.items())
+
+
+def format_duration(seconds):
+    if seconds >= 1:
+        return f"{seconds:.0f}s"
+    return f"{seconds * 1000:.0f}ms"
+
+
+class ProgressBar:
+    """A Keras-style bar: `750/750 [=====>....] - 12s 16ms/step - loss: 0.4521`.
+
+    On a terminal it redraws one line in place; when output goes to a file or a pipe
+    it prints only the finished line, so logs stay clean.
+    """
+    WIDTH = 30
+    REDRAW_SECONDS = 0.1
+
+    def __init__(self, total, stream=None):
+        self.total = total
+        self.stream = stream or sys.stdout
+        self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.start = time.perf_counter()
+        self.last_draw = 0.0
+
+    def line(self, done, logs):
+        filled = int(self.WIDTH * done / self.total) if self.total else self.WIDTH
+        arrow = ">" if done < self.total else ""
+        bar = ("=" * filled + arrow)[:self.WIDTH].ljust(self.WIDTH, ".")
+        elapsed = time.perf_counter() - self.start
+        per_step = format_duration(elapsed / max(done, 1))
+        text = f"{done}/{self.total} [{bar}] - {format_duration(elapsed)} {per_step}/step"
+        return text + (" - " + format_logs(logs) if logs else "")
+
+    def update(self, done, logs=None):
+        now = time.perf_counter()
+        if self.interactive and (now - self.last_draw >= self.REDRAW_SECONDS or done == self.total):
+            self.stream.write("\r" + self.line(done, logs))
+            self.stream.flush()
+            self.last_draw = now
+
+    def finish(self, logs=None):
+        text = self.line(self.total, logs)
+        self.stream.write(("\r" + text if self.interactive else text) + "\n")
+        self.stream.flush()
+
+
+class ProgbarLogger(Callback):
+    """Prints training progress: verbose=1 a bar per epoch, verbose=2 one line per epoch."""
+
+    def __init__(self, verbose=1, stream=None):
+        super().__init__()
+        self.verbose = verbose
+        self.stream = stream or sys.stdout
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.verbose == 1:
+            self.stream.write(f"Epoch {epoch + 1}/{self.params['epochs']}\n")
+        self.bar = ProgressBar(self.params["steps"], self.stream)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.verbose == 1:
+            self.bar.update(batch + 1, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.verbose == 1:
+            self.bar.finish(logs)
+        elif self.verbose == 2:
+            elapsed = time.perf_counter() - self.bar.start
+            self.stream.write(f"Epoch {epoch + 1}/{self.params['epochs']} - {format_duration(elapsed)} - "
+                              f"{format_logs(logs)}\n")
+            self.stream.flush()
+
+
+def _improvement_test(monitor, mode, min_delta=0.0):
+    """A function (current, best) -> True when current is better; 'auto' minimises losses."""
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+    if mode == "max" or (mode == "auto" and "acc" in monitor):
+        return lambda current, best: current > best + min_delta
+    return lambda current, best: current < best - min_delta
+
+
+def _monitored(logs, monitor, who):
+    value = (logs or {}).get(monitor)
+    if value is None:
+        raise ValueError(
+            f"{who}: monitor {monitor!r} is not in the logs {sorted(logs or {})}; "
+            "did you pass validation_data or validation_split?"
+        )
+    return value
+
+
+class TerminateOnNaN(Callback):
+    """Stop training as soon as a batch loss is NaN or infinite."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: invalid loss {loss}, terminating training")
+            self.model.stop_training = True
+
+
+class EarlyStopping(Callback):
+    """Stop when `monitor` has not improved for `patience` epochs; optionally roll
+    back to the weights of the best epoch (restore_best_weights=True)."""
+
+    def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
+                 restore_best_weights=False, verbose=0):
+        super().__init__()
+        self.monitor = monitor
+        self.patience = patience
+        self.better = _improvement_test(monitor, mode, abs(min_delta))
+        self.restore_best_weights = restore_best_weights
+        self.verbose = verbose
+
+    def on_train_begin(self, logs=None):
+        self.wait = 0
+        self.best = None
+        self.best_weights = None
+        self.best_epoch = None
+        self.stopped_epoch = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        current = _monitored(logs, self.monitor, "EarlyStopping")
+        if self.best is None or self.better(current, self.best):
+            self.best, self.best_epoch, self.wait = current, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        if self.stopped_epoch is not None and self.verbose:
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best epoch {self.best_epoch + 1})")
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (atomically) after every epoch, or only when `monitor` improves.
+
+    `filepath` may hold format fields: 'model-{epoch:02d}-{val_loss:.3f}.h5'.
+    """
+
+    def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
+                 save_weights_only=False, verbose=0):
+        super().__init__()
+        self.filepath = str(filepath)
+        self.monitor = monitor
+        self.save_best_only = save_best_only
+        self.better = _improvement_test(monitor, mode)
+        self.save_weights_only = save_weights_only
+        self.verbose = verbose
+        self.best = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            current = _monitored(logs, self.monitor, "ModelCheckpoint")
+            if self.best is not None and not self.better(current, self.best):
+                return
+            self.best = current
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+        if self.verbose:
+            print(f"Epoch {epoch + 1}: saved model to {path}")
+

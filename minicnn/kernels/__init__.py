@@ -1,0 +1,82 @@
+"""The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward.
+
+Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
+pick the implementation from the array itself:
+
+    CuPy array                -> gpu.py      (CuPy raw kernels)
+    NumPy array               -> cpu.py      (Numba), unless reference kernels are forced
+    forced, or Numba missing  -> reference.py (plain NumPy, the readable definition)
+
+Force the reference kernels with the environment variable MINICNN_KERNELS=reference
+or with `minicnn.kernels.use_reference_kernels(True)`, to compare the two.
+"""
+import os
+
+from minicnn.backend import is_gpu_array
+from minicnn.kernels import reference
+from minicnn.kernels.reference import output_size
+
+_force_reference = os.environ.get("MINICNN_KERNELS", "").lower() == "reference"
+
+
+def use_reference_kernels(flag=True):
+    """Route every kernel call to reference.py (True) or to the fast kernels (False)."""
+    global _force_reference
+    _force_reference = bool(flag)
+
+
+def _load_fast(module_name):
+    """Import cpu.py / gpu.py lazily; None when its compiler (Numba / CuPy) is missing."""
+    try:
+        if module_name == "cpu":
+            from minicnn.kernels import cpu as module
+        else:
+            from minicnn.kernels import gpu as module
+    except ImportError:
+        return None
+    return module
+
+
+def implementation(x):
+    """The kernel module that will run for array x."""
+    if _force_reference:
+        return reference
+    fast = _load_fast("gpu" if is_gpu_array(x) else "cpu")
+    return fast if fast is not None else reference
+
+
+def padding_amounts(size, window, stride, padding):
+    """(pad_before, pad_after) along one axis, for padding 'valid' or 'same' (as Keras/TF).
+
+    'same' gives ceil(size / stride) outputs; an odd total pad puts the extra cell
+    after (bottom / right), so a 7-pixel row pooled by 2 becomes 4 with one pad cell at the end.
+    """
+    if padding == "valid":
+        return 0, 0
+    out = -(-size // stride)  # ceil(size / stride)
+    total = max((out - 1) * stride + window - size, 0)
+    return total // 2, total - total // 2
+
+
+def im2col(x, kh, kw, stride, pads):
+    """x (N, H, W, C) -> col (N*OH*OW, KH*KW*C). See reference.im2col."""
+    return implementation(x).im2col(x, kh, kw, stride, pads)
+
+
+def col2im(col, x_shape, kh, kw, stride, pads):
+    """col (N*OH*OW, KH*KW*C) -> dx (N, H, W, C). See reference.col2im."""
+    return implementation(col).col2im(col, x_shape, kh, kw, stride, pads)
+
+
+def maxpool_forward(x, ph, pw, stride, pads):
+    """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C). See reference.maxpool_forward."""
+    return implementation(x).maxpool_forward(x, ph, pw, stride, pads)
+
+
+def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+    """dy (N, OH, OW, C) -> dx (N, H, W, C). See reference.maxpool_backward."""
+    return implementation(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads)
+
+
+__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "padding_amounts",
+           "output_size", "use_reference_kernels", "implementation", "reference"]

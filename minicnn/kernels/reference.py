@@ -1,0 +1,109 @@
+"""Reference kernels: plain array code, written to be read.
+
+These are the definitions; the fast kernels (cpu.py with Numba, gpu.py with CuPy)
+must give the same numbers and are tested against them. All arrays are NHWC.
+
+Notation: x (N, H, W, C) is the input; the window is (KH, KW) and moves by
+stride (SH, SW) over the input padded by (top, bottom, left, right);
+OH = (H + top + bottom - KH) // SH + 1, and likewise OW.
+Every function here also runs on CuPy arrays (it only uses `xp`).
+"""
+from minicnn.backend import get_array_module
+
+
+def output_size(size, window, stride, pad_before, pad_after):
+    """How many window positions fit along one axis of the padded input."""
+    return (size + pad_before + pad_after - window) // stride + 1
+
+
+def _out_hw(shape, kh, kw, stride, pads):
+    _, h, w, _ = shape
+    top, bottom, left, right = pads
+    return (output_size(h, kh, stride[0], top, bottom),
+            output_size(w, kw, stride[1], left, right))
+
+
+def _pad(x, pads, value):
+    xp = get_array_module(x)
+    top, bottom, left, right = pads
+    return xp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+
+
+def im2col(x, kh, kw, stride, pads):
+    """Unfold every (KH, KW) window of x into one row.
+
+    x: (N, H, W, C) -> col: (N*OH*OW, KH*KW*C), a row per output pixel, its
+    entries ordered (kh, kw, c) to match a kernel (KH, KW, C, F) reshaped to (KH*KW*C, F).
+    Then convolution is one matrix product: y = col @ kernel.
+    """
+    xp = get_array_module(x)
+    n, _, _, c = x.shape
+    oh, ow = _out_hw(x.shape, kh, kw, stride, pads)
+    sh, sw = stride
+    padded = _pad(x, pads, 0)
+    col = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            # the (i, j) cell of every window: a strided slice of the padded input
+            col[:, :, :, i, j, :] = padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :]
+    return col.reshape(n * oh * ow, kh * kw * c)
+
+
+def col2im(col, x_shape, kh, kw, stride, pads):
+    """The adjoint of im2col: add every row's entries back to the pixels they came from.
+
+    col: (N*OH*OW, KH*KW*C) -> dx: (N, H, W, C). A pixel covered by several windows
+    receives the sum of their contributions; padding cells are dropped.
+    """
+    xp = get_array_module(col)
+    n, h, w, c = x_shape
+    top, bottom, left, right = pads
+    oh, ow = _out_hw(x_shape, kh, kw, stride, pads)
+    sh, sw = stride
+    col = col.reshape(n, oh, ow, kh, kw, c)
+    padded = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=col.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] += col[:, :, :, i, j, :]
+    return padded[:, top:top + h, left:left + w, :]
+
+
+def maxpool_forward(x, ph, pw, stride, pads):
+    """Max over each (PH, PW) window, per channel.
+
+    x: (N, H, W, C) -> y: (N, OH, OW, C) and argmax: (N, OH, OW, C), the winning
+    cell's index i * PW + j inside its window. Padding is -inf, so it never wins;
+    on a tie the first cell (in row-major window order) wins.
+    """
+    xp = get_array_module(x)
+    oh, ow = _out_hw(x.shape, ph, pw, stride, pads)
+    sh, sw = stride
+    padded = _pad(x, pads, -xp.inf)
+    y = xp.full((x.shape[0], oh, ow, x.shape[3]), -xp.inf, dtype=x.dtype)
+    argmax = xp.zeros(y.shape, dtype=xp.int32)
+    for i in range(ph):
+        for j in range(pw):
+            cell = padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :]
+            better = cell > y  # strictly greater: an earlier cell keeps a tie
+            y = xp.where(better, cell, y)
+            argmax = xp.where(better, i * pw + j, argmax)
+    return y, argmax
+
+
+def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+    """Route each output gradient to the input cell that won its window.
+
+    dy, argmax: (N, OH, OW, C) -> dx: (N, H, W, C). With overlapping windows
+    (stride < pool size) a cell can win several windows and sums their gradients.
+    """
+    xp = get_array_module(dy)
+    n, h, w, c = x_shape
+    top, bottom, left, right = pads
+    oh, ow = dy.shape[1:3]
+    sh, sw = stride
+    padded = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
+    for i in range(ph):
+        for j in range(pw):
+            won = argmax == i * pw + j
+            padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] += xp.where(won, dy, 0)
+    return padded[:, top:top + h, left:left + w, :]

@@ -1,0 +1,86 @@
+"""Conv2D by im2col: every output pixel is one row of a matrix product."""
+import numpy as np
+
+from minicnn import activations, kernels
+from minicnn import initializers as init_module
+from minicnn.layers.base import Layer, as_pair, check_padding, window_geometry
+from minicnn.layers.core import ActivationMixin
+
+
+class Conv2D(ActivationMixin, Layer):
+    """2-D convolution (cross-correlation, as in every framework), channels-last.
+
+    x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F).
+
+    forward:  col = im2col(x)                  (N*OH*OW, KH*KW*C)
+              z   = col @ kernel.reshape(-1, F) + bias
+    backward: d_kernel = col^T @ dz            (the patches times the output gradient)
+              d_bias   = sum of dz over N, OH, OW
+              dx       = col2im(dz @ kernel^T) (each patch's gradient added back in place)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
+        if data_format not in (None, "channels_last"):
+            raise ValueError(f"Conv2D: only data_format='channels_last' (NHWC) is supported, got {data_format!r}")
+        if as_pair(dilation_rate, "dilation_rate", "Conv2D") != (1, 1):
+            raise ValueError(f"Conv2D: dilation_rate other than 1 is not supported, got {dilation_rate!r}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
+        self.strides = as_pair(strides, "strides", "Conv2D")
+        self.padding = check_padding(padding, "Conv2D")
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = init_module.get(kernel_initializer)
+        self.bias_initializer = init_module.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                f"layer {self.name!r} (Conv2D) expects input of rank 4 (batch, height, width, channels), "
+                f"got shape {tuple(input_shape)}; for 28x28 grey images use x.reshape(-1, 28, 28, 1)"
+            )
+        kh, kw = self.kernel_size
+        self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+        super().build(input_shape)
+        self._geometry(input_shape)  # fails early when the kernel does not fit the input
+
+    def _geometry(self, input_shape):
+        return window_geometry(self, input_shape, self.kernel_size, self.strides, self.padding)
+
+    def compute_output_shape(self, input_shape):
+        _, (oh, ow) = self._geometry(input_shape)
+        return (input_shape[0], oh, ow, self.filters)
+
+    def forward(self, x, training=False):
+        (kh, kw), f = self.kernel_size, self.filters
+        self._pads, (oh, ow) = self._geometry(x.shape)
+        self._x_shape = x.shape
+        self._col = kernels.im2col(x, kh, kw, self.strides, self._pads)  # (N*OH*OW, KH*KW*C)
+        z = self._col @ self.params["kernel"].reshape(-1, f)              # (N*OH*OW, F)
+        if self.use_bias:
+            z += self.params["bias"]
+        return self.apply_activation(z.reshape(x.shape[0], oh, ow, f))   # (N, OH, OW, F)
+
+    def backward_preactivation(self, dz):
+        (kh, kw), f = self.kernel_size, self.filters
+        kernel = self.params["kernel"]
+        dz = dz.reshape(-1, f)                                                 # (N*OH*OW, F)
+        self.grads["kernel"] = (self._col.T @ dz).reshape(kernel.shape)        # (KH, KW, C, F)
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)                                # (F,)
+        dcol = dz @ kernel.reshape(-1, f).T                                    # (N*OH*OW, KH*KW*C)
+        return kernels.col2im(dcol, self._x_shape, kh, kw, self.strides, self._pads)  # (N, H, W, C)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+                "strides": list(self.strides), "padding": self.padding,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": init_module.serialize(self.kernel_initializer),
+                "bias_initializer": init_module.serialize(self.bias_initializer)}

@@ -1,0 +1,145 @@
+"""Dense, Flatten, Dropout and Activation."""
+import numpy as np
+
+from minicnn import activations, backend
+from minicnn import initializers as init_module
+from minicnn.backend import get_array_module
+from minicnn.layers.base import Layer
+
+
+class ActivationMixin:
+    """For layers with an `activation` argument: y = f(z), z the layer's linear part.
+
+    backward(dy) = backward_preactivation(f'(z) * dy). The model calls
+    backward_preactivation directly when softmax meets cross-entropy (fused gradient).
+    """
+
+    def apply_activation(self, z):
+        self._z = z
+        self._y = self.activation.forward(z)
+        return self._y
+
+    def backward(self, dy):
+        dz = self.activation.backward(dy, self._z, self._y)
+        return self.backward_preactivation(dz)
+
+
+class Dense(ActivationMixin, Layer):
+    """Fully connected layer: y = f(x @ kernel + bias).
+
+    x (N, in), kernel (in, units), bias (units,) -> y (N, units).
+    backward: d_kernel = x^T @ dz, d_bias = sum_N dz, dx = dz @ kernel^T.
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = init_module.get(kernel_initializer)
+        self.bias_initializer = init_module.get(bias_initializer)
+
+    def build(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(
+                f"layer {self.name!r} (Dense) expects input of rank 2 (batch, features), got shape "
+                f"{tuple(input_shape)}; add a Flatten() layer before it"
+            )
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+        super().build(input_shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def forward(self, x, training=False):
+        self._x = x                              # x: (N, in)
+        z = x @ self.params["kernel"]            # z: (N, units)
+        if self.use_bias:
+            z += self.params["bias"]
+        return self.apply_activation(z)
+
+    def backward_preactivation(self, dz):
+        # dz: (N, units)
+        self.grads["kernel"] = self._x.T @ dz    # (in, units)
+        if self.use_bias:
+            self.grads["bias"] = dz.sum(axis=0)  # (units,)
+        return dz @ self.params["kernel"].T      # dx: (N, in)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units,
+                "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
+                "kernel_initializer": init_module.serialize(self.kernel_initializer),
+                "bias_initializer": init_module.serialize(self.bias_initializer)}
+
+
+class Flatten(Layer):
+    """(N, H, W, C) -> (N, H*W*C); backward reshapes the gradient back."""
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def forward(self, x, training=False):
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        return dy.reshape(self._shape)
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, zero each unit with probability `rate` and
+    scale the survivors by 1 / (1 - rate), so inference needs no rescaling.
+
+    forward: y = x * mask, mask = (u >= rate) / (1 - rate); backward: dx = dy * mask.
+    Set `fixed_mask` to an array to reuse one mask (gradient checks, demonstrations).
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
+        if noise_shape is not None:
+            raise ValueError("Dropout: noise_shape is not supported by minicnn; leave it None")
+        self.rate = float(rate)
+        self.seed = seed
+        self.fixed_mask = None
+
+    def forward(self, x, training=False):
+        if not training or self.rate == 0:
+            self._mask = None
+            return x
+        xp = get_array_module(x)
+        if self.fixed_mask is not None:
+            self._mask = self.fixed_mask
+        else:
+            keep = backend.random_uniform(xp, x.shape, x.dtype) >= self.rate
+            self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
+        return x * self._mask
+
+    def backward(self, dy):
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+class Activation(ActivationMixin, Layer):
+    """Apply an activation by name: Activation('softmax'), Activation('relu')..."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = activations.get(activation)
+
+    def forward(self, x, training=False):
+        return self.apply_activation(x)
+
+    def backward_preactivation(self, dz):
+        return dz
+
+    def get_config(self):
+        return {**super().get_config(), "activation": activations.serialize(self.activation)}

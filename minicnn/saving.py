@@ -11,7 +11,6 @@ so a failed save never leaves a half-written file at the target path.
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 import minicnn
 from minicnn import backend, losses, optimizers
 from minicnn import layers as layers_module
+from minicnn.utils.files import atomic_write
 
 FORMAT_NAME = "minicnn-model"
 FORMAT_VERSION = 1
@@ -27,23 +27,6 @@ MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; refuse anything absurd befor
 
 class ModelFileError(ValueError):
     """The file is not a minicnn model, or it is damaged."""
-
-
-def write_atomically(path, write):
-    """Call write(file_object) on a temporary file beside `path`, then rename it to `path`."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
 
 
 def _npy_bytes(array):
@@ -82,16 +65,13 @@ def save_model(model, filepath, include_optimizer=True):
     config["weights"] = [list(w.shape) for w in weights]
     slots = model.optimizer.slots if (include_optimizer and model.optimizer is not None) else {}
 
-    def write(stream):
-        with zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("config.json", json.dumps(config, indent=1))
-            for i, weight in enumerate(weights):
-                archive.writestr(f"weights/{i}.npy", _npy_bytes(weight))
-            for name, arrays in slots.items():
-                for i, array in enumerate(arrays):
-                    archive.writestr(f"optimizer/{name}_{i}.npy", _npy_bytes(array))
-
-    write_atomically(filepath, write)
+    with atomic_write(filepath) as stream, zipfile.ZipFile(stream, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", json.dumps(config, indent=1))
+        for i, weight in enumerate(weights):
+            archive.writestr(f"weights/{i}.npy", _npy_bytes(weight))
+        for name, arrays in slots.items():
+            for i, array in enumerate(arrays):
+                archive.writestr(f"optimizer/{name}_{i}.npy", _npy_bytes(array))
 
 
 def _read_array(archive, entry, expected_shape, path):

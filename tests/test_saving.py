@@ -107,3 +107,10 @@ def test_hostile_and_broken_files_give_clear_errors(tmp_path):
 
     with pytest.raises(FileNotFoundError):
         load_model(tmp_path / "missing.h5")
+
+
+def test_saved_file_has_ordinary_permissions(tmp_path):
+    from minicnn.utils.files import new_file_mode
+    model, _, _ = trained_model()
+    model.save(tmp_path / "m.h5")
+    assert (tmp_path / "m.h5").stat().st_mode & 0o777 == new_file_mode()

@@ -23,12 +23,13 @@ import hashlib
 import http.client
 import os
 import struct
-import tempfile
 import urllib.request
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from minicnn.utils.files import atomic_write
 
 __all__ = [
     "load_data", "read_idx", "download", "find_data_dir", "search_dirs", "cache_dir",
@@ -229,30 +230,23 @@ def download(url, dest, *, expected_shape=None, sha256=None, opener=None):
     """
     opener = opener or open_url
     dest = Path(dest)
-    tmp_path = None
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_path = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as out, opener(url) as response:
+        with atomic_write(dest) as out, opener(url) as response:
             headers = getattr(response, "headers", None)
             announced = headers.get("Content-Length") if headers is not None else None
             received = 0
             while chunk := response.read(DOWNLOAD_CHUNK_BYTES):
                 out.write(chunk)
                 received += len(chunk)
-        if announced is not None and received != int(announced):
-            raise DatasetError(f"download of {url} cut short: expected {announced} bytes, got {received}")
-        read_idx(tmp_path, expected_magic=_magic_for(expected_shape), expected_shape=expected_shape,
-                 sha256=sha256, name=f"{url} (downloaded)")
-        os.replace(tmp_path, dest)
-        tmp_path = None
+            if announced is not None and received != int(announced):
+                raise DatasetError(f"download of {url} cut short: expected {announced} bytes, got {received}")
+            out.flush()
+            read_idx(out.name, expected_magic=_magic_for(expected_shape), expected_shape=expected_shape,
+                     sha256=sha256, name=f"{url} (downloaded)")
     except DatasetError:                      # cut short, or failed read_idx's checks
         raise
     except (OSError, http.client.HTTPException, ValueError) as exc:   # URLError, HTTPError, timeout ...
         raise DatasetError(f"could not download {url} to {dest}: {exc}") from exc
-    finally:
-        if tmp_path is not None:              # not moved into place: remove what was written
-            Path(tmp_path).unlink(missing_ok=True)
     return dest
 
 

@@ -1,0 +1,220 @@
+"""Matplotlib helpers for the Fashion-MNIST lab: training curves, image grids, confusion matrix.
+
+Every helper draws one figure and returns it (a ``matplotlib.figure.Figure``). Give ``path`` and the
+figure is also written there as a PNG, atomically: into a temporary file in the same folder first, then
+renamed over ``path``, so a reader never sees half a picture.
+
+On a machine without a display (no $DISPLAY / $WAYLAND_DISPLAY on Linux) the non-interactive Agg
+backend is selected, so the helpers work on servers and in tests. Close figures you no longer need
+with ``plt.close(fig)``: pyplot keeps every open figure in memory.
+"""
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.ticker import MaxNLocator
+
+
+def has_display():
+    """True when windows can be opened: a Linux session with $DISPLAY or $WAYLAND_DISPLAY, or macOS/Windows."""
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _use_agg_without_display():
+    """Select Agg when there is no display, unless the user or a notebook already chose a backend."""
+    chosen_elsewhere = "MPLBACKEND" in os.environ or "ipykernel" in sys.modules
+    if not has_display() and not chosen_elsewhere:
+        matplotlib.use("Agg")
+
+
+_use_agg_without_display()
+import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
+
+from minicnn.utils.files import atomic_write  # noqa: E402
+
+PNG_DPI = 100                  # pixels per inch of saved figures
+IMAGE_SIDE = 28                # Fashion-MNIST images are 28 x 28
+HISTORY_FIGSIZE = (11, 4)      # inches: two panels side by side
+GRID_CELL_INCHES = 2.2         # each image of a grid gets a square this big
+CONFUSION_FIGSIZE = (8, 7)
+
+ACCURACY_KEYS = ("accuracy", "acc")          # Keras 3 name first, then the old Keras 2 name
+VAL_ACCURACY_KEYS = ("val_accuracy", "val_acc")
+
+
+# --- saving ----------------------------------------------------------------------------------------
+def save_figure(fig, path, dpi=PNG_DPI):
+    """Write `fig` to `path` as a PNG atomically (temporary file in the same folder, then os.replace).
+
+    Creates the folder if needed. Returns the path as a Path.
+    """
+    path = Path(path)
+    with atomic_write(path) as out:
+        fig.savefig(out, format="png", dpi=dpi)
+    return path
+
+
+def _finish(fig, path):
+    """Tidy the layout, save when a path is given, and return the figure."""
+    fig.tight_layout()
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+# --- training curves -------------------------------------------------------------------------------
+def history_dict(history):
+    """The metric lists of a History (``history.history``) or of a plain dict, as a plain dict."""
+    metrics = getattr(history, "history", history)
+    if not hasattr(metrics, "items"):
+        raise TypeError(f"expected a History or a dict of metric lists, got {type(history).__name__}")
+    return {key: [float(v) for v in values] for key, values in metrics.items()}
+
+
+def _label_epochs(ax, ylabel):
+    """x axis: whole epochs only; y axis: the metric's name."""
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(ylabel)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _series(metrics, keys):
+    """The first of `keys` present in `metrics` (e.g. 'accuracy' or 'acc'), else None."""
+    for key in keys:
+        if key in metrics:
+            return metrics[key]
+    return None
+
+
+def plot_history(history, title, path=None):
+    """The lab's two plots in one figure: training ('bo') vs validation ('b') accuracy, then loss.
+
+    history: a History from fit() or a dict with 'loss', 'accuracy' (or 'acc') and, when fit had
+    validation data, 'val_loss', 'val_accuracy' (or 'val_acc'). Epochs are numbered from 1, as fit
+    prints them. Returns the Figure (2 axes); `title` becomes the figure's title.
+    """
+    metrics = history_dict(history)
+    panels = [("accuracy", _series(metrics, ACCURACY_KEYS), _series(metrics, VAL_ACCURACY_KEYS)),
+              ("loss", metrics.get("loss"), metrics.get("val_loss"))]
+    fig, axes = plt.subplots(1, 2, figsize=HISTORY_FIGSIZE)
+    for ax, (name, train, valid) in zip(axes, panels):
+        if train:
+            epochs = range(1, len(train) + 1)
+            ax.plot(epochs, train, "bo", label=f"Training {name}")
+        if valid:
+            ax.plot(range(1, len(valid) + 1), valid, "b", label=f"Validation {name}")
+        ax.set_title(f"Training and validation {name}")
+        _label_epochs(ax, name)
+        if train or valid:
+            ax.legend()
+    fig.suptitle(title)
+    return _finish(fig, path)
+
+
+def plot_comparison(histories, path=None):
+    """Validation accuracy and validation loss of several models, one line per model, in one figure.
+
+    histories: dict name -> History (or dict of metric lists). The lowest validation loss of each
+    model is marked with a dot. Returns the Figure (2 axes).
+    """
+    fig, (acc_ax, loss_ax) = plt.subplots(1, 2, figsize=HISTORY_FIGSIZE)
+    for name, history in histories.items():
+        metrics = history_dict(history)
+        val_acc = _series(metrics, VAL_ACCURACY_KEYS) or []
+        val_loss = metrics.get("val_loss") or []
+        acc_ax.plot(range(1, len(val_acc) + 1), val_acc, label=name)
+        line, = loss_ax.plot(range(1, len(val_loss) + 1), val_loss, label=name)
+        if val_loss:
+            best = int(np.argmin(val_loss))
+            loss_ax.plot(best + 1, val_loss[best], "o", color=line.get_color())
+    for ax, name in [(acc_ax, "accuracy"), (loss_ax, "loss")]:
+        ax.set_title(f"Validation {name}")
+        _label_epochs(ax, name)
+        ax.legend()
+    fig.suptitle("Model comparison")
+    return _finish(fig, path)
+
+
+# --- images -----------------------------------------------------------------------------------------
+def _as_2d_image(image):
+    """(28, 28) or (28, 28, 1) -> (28, 28), for imshow."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    if image.ndim != 2:
+        raise ValueError(f"expected a grayscale image of shape (H, W) or (H, W, 1), got {image.shape}")
+    return image
+
+
+def plot_images(images, titles, path=None, rows=3, cols=3):
+    """A rows x cols grid of grayscale images, each with its title (the lab's 3 x 3 grids).
+
+    images: (N, H, W) or (N, H, W, 1); titles: N strings. Shows the first rows*cols images; cells
+    without an image are left blank. Returns the Figure (rows*cols axes).
+    """
+    images = list(images)
+    titles = list(titles)
+    if len(titles) != len(images):
+        raise ValueError(f"plot_images: got {len(images)} images but {len(titles)} titles")
+    fig, axes = plt.subplots(rows, cols, figsize=(GRID_CELL_INCHES * cols, GRID_CELL_INCHES * rows),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(_as_2d_image(images[i]), cmap="gray", interpolation="none")
+            ax.set_title(titles[i], fontsize=9)
+    return _finish(fig, path)
+
+
+def plot_sample_images(train_X, train_Y, test_X, test_Y, class_names=None, path=None):
+    """The lab's first figure: the first training image and the first test image, with their labels.
+
+    train_X/test_X: (N, 28, 28) or (N, 28, 28, 1); train_Y/test_Y: integer labels (N,).
+    Returns the Figure (2 axes), titled 'Ground Truth : 9 (Ankle boot)'.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3.6))
+    for ax, images, labels, where in [(axes[0], train_X, train_Y, "First training image"),
+                                      (axes[1], test_X, test_Y, "First test image")]:
+        label = int(labels[0])
+        name = f" ({class_names[label]})" if class_names is not None else ""
+        ax.imshow(_as_2d_image(images[0]), cmap="gray")
+        ax.set_title(f"Ground Truth : {label}{name}")
+        ax.set_xlabel(where)
+    return _finish(fig, path)
+
+
+# --- confusion matrix --------------------------------------------------------------------------------
+def plot_confusion_matrix(y_true, y_pred, class_names, path=None):
+    """A confusion matrix as a picture: row = true class, column = predicted class, counts in cells.
+
+    y_true, y_pred: integer labels (N,) in [0, len(class_names)). The image data is exactly
+    sklearn.metrics.confusion_matrix(y_true, y_pred, labels=range(len(class_names))).
+    Returns the Figure (the matrix axes first, then its colour bar).
+    """
+    from sklearn.metrics import confusion_matrix
+
+    classes = len(class_names)
+    matrix = confusion_matrix(y_true, y_pred, labels=list(range(classes)))
+    fig, ax = plt.subplots(figsize=CONFUSION_FIGSIZE)
+    shown = ax.imshow(matrix, cmap="Blues", interpolation="nearest")
+    fig.colorbar(shown, ax=ax)
+    dark_from = matrix.max() / 2 if matrix.size else 0   # white text on dark cells
+    for row in range(classes):
+        for col in range(classes):
+            count = matrix[row, col]
+            ax.text(col, row, str(count), ha="center", va="center", fontsize=8,
+                    color="white" if count > dark_from else "black")
+    ax.set_xticks(range(classes), labels=class_names, rotation=45, ha="right")
+    ax.set_yticks(range(classes), labels=class_names)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title("Confusion matrix")
+    return _finish(fig, path)
+
+
+__all__ = ["has_display", "save_figure", "history_dict", "plot_history", "plot_comparison",
+           "plot_images", "plot_sample_images", "plot_confusion_matrix"]

@@ -1,0 +1,639 @@
+"""Training speed of the lab's model: minicnn beside PyTorch and Keras, and the FLOP floor.
+
+    python benchmarks/bench_train.py                    # 50 steps each, all installed frameworks
+    python benchmarks/bench_train.py --steps 20 --repeats 3 --frameworks minicnn,torch
+    python benchmarks/bench_train.py --epoch --model dropout --json results.json
+    python benchmarks/bench_train.py --steps 300 --check-accuracy   # do they learn alike?
+
+What it does
+  * The lab's recipe: Fashion-MNIST, the 48,000 / 12,000 split (train_test_split,
+    random_state=13), batch 64, Adam defaults, categorical cross-entropy, the baseline
+    (or --model dropout) model. Every framework starts from the same glorot_uniform
+    weights (--init shared, the default) and sees the same batches in the same order.
+  * --steps N times N training steps and extrapolates to an epoch of 750 steps (no
+    validation); --epoch times one real epoch with validation, as the lab's fit does.
+  * Each framework runs in its own subprocess, so thread settings are clean and the
+    peak RSS is its own; with --repeats R the runs alternate A, B, C, A, B, C ...
+    The table shows medians over repeats; "minicnn/this" is the median of the
+    per-round ratios (the machine is shared and noisy: read ratios, not seconds).
+  * Threads: --threads (default os.cpu_count()) for everyone: OMP/MKL/OPENBLAS and
+    NUMBA_NUM_THREADS in each worker's environment, threadpoolctl limits in minicnn's,
+    torch.set_num_threads / set_num_interop_threads, TF intra/inter-op threads.
+  * The floor: the model's FLOPs (lab.count_flops: matrix products only, backward
+    = 2x forward, without the first conv's input gradient; 2.2 TFLOP per epoch of the
+    baseline) over the float32 matmul rate numpy reaches here (2048^3 sgemm, best of
+    several, measured at the start and end of the run, in a worker with minicnn's
+    environment). A second, more honest floor times the model's own GEMM shapes alone.
+  * minicnn's cold first step (Numba compilation included) is reported apart from the
+    warm steps, and a per-layer forward/backward table is timed after training.
+  * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are printed; --unset-openblas-env removes them
+    from the workers' environment (they slow numpy's BLAS on some machines).
+"""
+import argparse
+import datetime
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+if ROOT not in sys.path:
+    sys.path.insert(1, ROOT)       # run from a checkout without installing minicnn
+
+import lab  # noqa: E402  (after the path set-up)
+
+FRAMEWORKS = ("minicnn", "torch", "keras")
+OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS",
+              "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+# recorded and printed, not changed: they decide how numba's and OpenMP's threads wait
+OTHER_ENV = ("NUMBA_THREADING_LAYER", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME", "NUMBA_CACHE_DIR")
+SGEMM_SIZE = 2048
+SGEMM_REPEATS = 7
+GEMM_SHAPE_REPEATS = 20   # small products: more tries to catch a quiet moment
+CHECK_EVAL_BATCH = 256     # batch for the (untimed) validation pass of --check-accuracy
+
+
+# ===================================== workers ==========================================
+# Each runs in a fresh process started by the driver with the thread variables set.
+
+def run_minicnn(job):
+    """Train minicnn with fit() as the lab does; then time each layer for a few steps."""
+    threads = job["threads"]
+    start = time.perf_counter()
+    import numpy as np
+    import threadpoolctl
+    threadpoolctl.threadpool_limits(limits=threads)   # BLAS (and OpenMP) of numpy; kept for the process
+    import minicnn
+    import_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    if hasattr(minicnn.backend, "set_random_seed"):
+        minicnn.backend.set_random_seed(job["seed"])     # dropout masks
+    layers = lab.spec(job["model"])
+    model = lab.build_minicnn(layers, minicnn)
+    if job.get("init"):
+        with np.load(job["init"]) as data:
+            model.set_weights([data[f"w{i}"] for i in range(len(data.files))])
+    x_train, labels_train = lab.load_arrays(job["data"], "train")
+    x_valid, labels_valid = lab.load_arrays(job["data"], "valid")
+    y_train = lab.one_hot(labels_train)
+    y_valid = lab.one_hot(labels_valid) if x_valid is not None else None
+    build_s = time.perf_counter() - start
+
+    class Clock(minicnn.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.step_times, self.epoch_end, self.last_end = [], None, None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last_end = time.perf_counter()
+            self.step_times.append(self.last_end - self._t0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_end = time.perf_counter()
+
+    clock = Clock()
+    validation = (x_valid, y_valid) if job["epoch"] and x_valid is not None else None
+    fit_start = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=1, verbose=0, shuffle=False,
+                        validation_data=validation, callbacks=[clock])
+    fit_wall = time.perf_counter() - fit_start
+    logs = {key: float(values[-1]) for key, values in history.history.items()}
+    extra = {"train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
+             "train_s": clock.last_end - fit_start, "fit_wall_s": fit_wall}
+    if validation is not None:
+        extra.update(val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
+                     val_s=clock.epoch_end - clock.last_end)
+    elif x_valid is not None:
+        t0 = time.perf_counter()
+        val_loss, val_acc = model.evaluate(x_valid, y_valid, batch_size=job["eval_batch_size"], verbose=0)
+        extra.update(val_loss=float(val_loss), val_accuracy=float(val_acc), val_s=time.perf_counter() - t0)
+
+    layer_table = (time_layers(model, layers, x_train, y_train, job["batch_size"], job["layer_steps"])
+                   if job["layer_steps"] else None)
+    kernel_module = minicnn.kernels.implementation(np.zeros(1, np.float32))
+    numba_info = {}
+    if "numba" in sys.modules:
+        import numba
+        numba_info = {"numba_version": numba.__version__, "numba_num_threads": numba.config.NUMBA_NUM_THREADS}
+        try:
+            numba_info["threading_layer"] = numba.threading_layer()
+        except ValueError:   # no parallel kernel has run
+            numba_info["threading_layer"] = "none used"
+    summary = lab.summarize_steps(clock.step_times, job["warmup"], job["batch_size"])
+    return {**summary, **extra, "framework": "minicnn", "version": minicnn.__version__,
+            "import_s": import_s, "build_s": build_s,
+            "kernels": kernel_module.__name__, "threads": {"threadpoolctl_limit": threads, **numba_info},
+            "backend_info": {"blas": blas_info()}, "layers": layer_table,
+            "peak_rss_mb": lab.peak_rss_mb(), "step_times_s": [float(t) for t in clock.step_times]}
+
+
+def time_layers(model, spec, x, y, batch_size, steps):
+    """Forward and backward time of each layer over `steps` training steps: median and mean per step.
+
+    Runs the layers by hand, the way Model.compute_gradients does (the softmax of the
+    last layer fused with the cross-entropy), and applies the optimizer, so these are
+    real training steps (the weights keep changing). `spec` is the lab.spec() the model
+    was built from (for the FLOP count). Returns a list of rows: the layers, then
+    'loss', 'optimizer' and the whole 'step' (times in ms; medians resist a busy machine).
+    """
+    import numpy as np
+    clock = time.perf_counter
+    layers = model.layers
+    forward_s, backward_s = np.zeros((steps, len(layers))), np.zeros((steps, len(layers)))
+    loss_s, optimizer_s, step_s = np.zeros(steps), np.zeros(steps), np.zeros(steps)
+    fused = model._fused_softmax() if hasattr(model, "_fused_softmax") else False
+    batches = max(1, len(x) // batch_size)
+    for step in range(steps):
+        index = slice((step % batches) * batch_size, (step % batches + 1) * batch_size)
+        out, yb = x[index], y[index]
+        step_start = clock()
+        for i, layer in enumerate(layers):
+            t0 = clock()
+            out = layer.forward(out, training=True)
+            forward_s[step, i] = clock() - t0
+        t0 = clock()
+        if fused:
+            float(model._loss_value(yb, out))
+            grad = model.loss.gradient_from_logits(yb, out)
+            loss_s[step] = clock() - t0
+            t0 = clock()
+            grad = layers[-1].backward_preactivation(grad)
+            backward_s[step, -1] = clock() - t0
+            order = range(len(layers) - 2, -1, -1)
+        else:
+            float(model.loss.forward(yb, out))
+            grad = model.loss.gradient(yb, out)
+            loss_s[step] = clock() - t0
+            order = range(len(layers) - 1, -1, -1)
+        for i in order:
+            t0 = clock()
+            grad = layers[i].backward(grad)
+            backward_s[step, i] = clock() - t0
+        t0 = clock()
+        pairs = model.trainable_params()
+        model.optimizer.apply_gradients((layer.grads[key], layer.params[key]) for layer, key in pairs)
+        optimizer_s[step] = clock() - t0
+        step_s[step] = clock() - step_start
+    flops = lab.count_flops(spec, batch_size)["per_layer"]
+    ms = lambda seconds: {"median": 1e3 * float(np.median(seconds)), "mean": 1e3 * float(np.mean(seconds))}  # noqa: E731
+    none = np.zeros(steps)
+    rows = []
+    for i, layer in enumerate(layers):
+        f = flops[i] if i < len(flops) else {"forward": 0, "backward": 0}
+        rows.append({"name": layer.name, "type": type(layer).__name__, "output_shape": list(layer.output_shape[1:]),
+                     "forward_ms": ms(forward_s[:, i]), "backward_ms": ms(backward_s[:, i]),
+                     "forward_flops": f["forward"], "backward_flops": f["backward"]})
+    rows.append({"name": "loss", "type": type(model.loss).__name__, "output_shape": [],
+                 "forward_ms": ms(loss_s), "backward_ms": ms(none), "forward_flops": 0, "backward_flops": 0})
+    rows.append({"name": "optimizer", "type": type(model.optimizer).__name__, "output_shape": [],
+                 "forward_ms": ms(none), "backward_ms": ms(optimizer_s), "forward_flops": 0, "backward_flops": 0})
+    rows.append({"name": "step", "type": "total", "output_shape": [], "forward_ms": ms(step_s),
+                 "backward_ms": ms(none), "steps": steps, "forward_flops": 0, "backward_flops": 0})
+    return rows
+
+
+def run_sgemm(job):
+    """numpy's float32 matmul rate: a square 2048^3 product, and the model's own GEMM shapes."""
+    import numpy as np
+    import threadpoolctl
+    threadpoolctl.threadpool_limits(limits=job["threads"])
+    rng = np.random.default_rng(0)
+
+    def best_time(fn, repeats):
+        fn()                                                       # warm the caches and threads
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            best = min(best, time.perf_counter() - t0)
+        return best
+
+    n = SGEMM_SIZE
+    a, b = (rng.standard_normal((n, n), dtype=np.float32) for _ in range(2))
+    c = np.empty((n, n), np.float32)
+    square_s = best_time(lambda: np.matmul(a, b, out=c), SGEMM_REPEATS)
+    rate = 2 * n ** 3 / square_s
+
+    shapes = []
+    for op, m, k, f in lab.gemm_shapes(lab.spec(job["model"]), job["batch_size"]):
+        col = rng.standard_normal((m, k), dtype=np.float32)      # im2col patches / layer input
+        kernel = rng.standard_normal((k, f), dtype=np.float32)
+        dz = rng.standard_normal((m, f), dtype=np.float32)
+        fn = {"forward": lambda: col @ kernel, "kernel_grad": lambda: col.T @ dz,
+              "input_grad": lambda: dz @ kernel.T}[op]
+        seconds = best_time(fn, GEMM_SHAPE_REPEATS)
+        shapes.append({"op": op, "m": m, "k": k, "f": f, "seconds": seconds,
+                       "gflops": 2 * m * k * f / seconds / 1e9})
+    return {"framework": "sgemm", "size": n, "repeats": SGEMM_REPEATS, "seconds": square_s,
+            "flops_per_s": rate, "model_gemms": shapes,
+            "model_gemm_step_s": sum(s["seconds"] for s in shapes), "blas": blas_info(),
+            "numpy_version": np.__version__, "peak_rss_mb": lab.peak_rss_mb()}
+
+
+def blas_info():
+    """threadpoolctl's view of the BLAS/OpenMP libraries loaded in this process."""
+    import threadpoolctl
+    keep = ("user_api", "internal_api", "prefix", "version", "architecture", "threading_layer", "num_threads",
+            "filepath")
+    return [{key: info.get(key) for key in keep if key in info} for info in threadpoolctl.threadpool_info()]
+
+
+def worker_main(framework, job_path, result_path):
+    with open(job_path) as f:
+        job = json.load(f)
+    if framework == "minicnn":
+        result = run_minicnn(job)
+    elif framework == "sgemm":
+        result = run_sgemm(job)
+    else:
+        import peers
+        result = {"torch": peers.run_torch, "keras": peers.run_keras}[framework](job)
+    result["env"] = {name: os.environ.get(name) for name in THREAD_ENV + OPENBLAS_ENV + OTHER_ENV}
+    with open(result_path, "w") as f:
+        json.dump(result, f)
+
+
+# ===================================== driver ===========================================
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--steps", type=int, default=50,
+                      help="time N training steps and extrapolate to an epoch of 750 steps (default 50)")
+    mode.add_argument("--epoch", action="store_true", help="time one full epoch, validation included")
+    p.add_argument("--repeats", type=int, default=1, help="rounds of A, B, C runs (default 1)")
+    p.add_argument("--frameworks", default=",".join(FRAMEWORKS),
+                   help="comma-separated subset of minicnn,torch,keras (missing ones are skipped)")
+    p.add_argument("--model", choices=("baseline", "dropout"), default="baseline")
+    p.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every framework")
+    p.add_argument("--warmup", type=int, default=1,
+                   help="steps left out of the warm statistics (default 1: the cold first step)")
+    p.add_argument("--layer-steps", type=int, default=10,
+                   help="steps of minicnn's per-layer timing, after training (default 10; 0 skips it)")
+    p.add_argument("--check-accuracy", action="store_true",
+                   help="after the --steps, evaluate each framework on the 12,000 validation images")
+    p.add_argument("--init", choices=("shared", "own"), default="shared",
+                   help="shared: all start from the same glorot weights; own: each its own glorot init")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shared initial weights and of dropout")
+    p.add_argument("--unset-openblas-env", action="store_true",
+                   help="start the workers without OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE")
+    p.add_argument("--fresh-numba-cache", action="store_true",
+                   help="give each minicnn worker an empty NUMBA_CACHE_DIR, so its cold step compiles from scratch "
+                        "(default: Numba's on-disk cache, filled by earlier runs, is used)")
+    p.add_argument("--json", metavar="PATH", help="write every number, the machine and the command here")
+    p.add_argument("--verbose", action="store_true", help="show the workers' own output")
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--job", help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.steps < 1 or args.repeats < 1 or args.threads < 1 or args.warmup < 0 or args.layer_steps < 0:
+        p.error("--steps, --repeats and --threads must be >= 1; --warmup and --layer-steps >= 0")
+    return args
+
+
+def installed(framework):
+    if framework == "minicnn":
+        return True
+    if framework == "keras":
+        return importlib.util.find_spec("keras") is not None and importlib.util.find_spec("tensorflow") is not None
+    return importlib.util.find_spec(framework) is not None
+
+
+def package_version(name):
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def machine_info():
+    model_name = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            model_name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+    except OSError:
+        pass
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    versions = {name: package_version(name) for name in
+                ("numpy", "numba", "llvmlite", "threadpoolctl", "scikit-learn", "torch", "tensorflow",
+                 "tensorflow-cpu", "keras")}
+    try:
+        import minicnn
+        versions["minicnn"] = minicnn.__version__
+    except Exception as exc:   # noqa: BLE001  (a broken checkout still gets its peers timed)
+        versions["minicnn"] = f"import failed: {exc}"
+    commit = None
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip() or None
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--", "minicnn"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        if commit and dirty:
+            commit += " (minicnn/ has uncommitted changes)"
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"cpu_model": model_name, "cpu_count": os.cpu_count(), "cpus_allowed": affinity,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+            "versions": versions, "minicnn_commit": commit}
+
+
+def prepare_data(args, workdir):
+    """Load Fashion-MNIST with minicnn's loader, split as the lab, save what the workers need."""
+    import numpy as np
+    from minicnn.datasets import fashion_mnist
+    (images, labels), _ = fashion_mnist.load_data()
+    train_idx, valid_idx, how = lab.split_indices(len(images))
+    if not args.epoch:
+        # --steps N: the first N*64 training images of the split (wrapping round past 48,000)
+        train_idx = np.resize(train_idx, args.steps * lab.BATCH_SIZE)
+    arrays = {"x_train": images[train_idx], "y_train": labels[train_idx]}
+    if args.epoch or args.check_accuracy:
+        arrays.update(x_valid=images[valid_idx], y_valid=labels[valid_idx])
+    path = os.path.join(workdir, "data.npz")
+    np.savez(path, **arrays)
+    init_path = None
+    if args.init == "shared":
+        weights = lab.glorot_weights(lab.spec(args.model), seed=args.seed)
+        init_path = os.path.join(workdir, "init.npz")
+        np.savez(init_path, **{f"w{i}": w for i, w in enumerate(weights)})
+    return path, init_path, how
+
+
+def worker_env(args):
+    env = dict(os.environ)
+    for name in THREAD_ENV:
+        env[name] = str(args.threads)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["KERAS_BACKEND"] = "tensorflow"
+    if args.unset_openblas_env:
+        for name in OPENBLAS_ENV:
+            env.pop(name, None)
+    return env
+
+
+def run_worker(framework, job, workdir, env, verbose, tag):
+    job_path = os.path.join(workdir, f"job-{tag}.json")
+    result_path = os.path.join(workdir, f"result-{tag}.json")
+    with open(job_path, "w") as f:
+        json.dump(job, f)
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", framework, "--job", job_path,
+           "--result", result_path]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if verbose and (proc.stdout or proc.stderr):
+        print(f"--- {tag} output ---\n{proc.stdout}{proc.stderr}--- end {tag} ---", file=sys.stderr)
+    if proc.returncode != 0 or not os.path.exists(result_path):
+        tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-15:])
+        print(f"!! {framework} worker failed (exit {proc.returncode}):\n{tail}", file=sys.stderr)
+        return {"framework": framework, "failed": True, "returncode": proc.returncode, "error_tail": tail}
+    with open(result_path) as f:
+        result = json.load(f)
+    result["process_wall_s"] = wall
+    return result
+
+
+def epoch_seconds(result, epoch_mode):
+    return result["fit_wall_s"] if epoch_mode else result["extrapolated_epoch_s"]
+
+
+def images_per_second(result, epoch_mode):
+    if epoch_mode:
+        return result["steps"] * lab.BATCH_SIZE / result["train_s"]
+    return result["warm_images_per_s"]
+
+
+def summarize(args, runs, frameworks, floor):
+    """Per framework: medians over repeats, and median per-round ratios minicnn/this."""
+    table = {}
+    by_round = {}
+    for run in runs:
+        if not run.get("failed"):
+            by_round.setdefault(run["round"], {})[run["framework"]] = run
+    for fw in frameworks:
+        ok = [r for r in runs if r["framework"] == fw and not r.get("failed")]
+        if not ok:
+            table[fw] = {"failed": True}
+            continue
+        epochs = [epoch_seconds(r, args.epoch) for r in ok]
+        ratios = [epoch_seconds(rnd["minicnn"], args.epoch) / epoch_seconds(rnd[fw], args.epoch)
+                  for rnd in by_round.values() if "minicnn" in rnd and fw in rnd]
+        row = {"runs": len(ok), "epoch_s_median": statistics.median(epochs), "epoch_s_min": min(epochs),
+               "epoch_s_max": max(epochs),
+               "images_per_s_median": statistics.median(images_per_second(r, args.epoch) for r in ok),
+               "minicnn_over_this": statistics.median(ratios) if ratios else None,
+               "cold_step_s_median": statistics.median(r["cold_step_s"] for r in ok),
+               "warm_step_ms_median": 1e3 * statistics.median(r["warm_step_mean_s"] for r in ok),
+               "peak_rss_mb_max": max(r["peak_rss_mb"] for r in ok),
+               "version": ok[0].get("version")}
+        row["over_floor"] = row["epoch_s_median"] / floor["epoch_s"] if floor else None
+        row["over_gemm_floor"] = row["epoch_s_median"] / floor["gemm_epoch_s"] if floor else None
+        for key in ("val_accuracy", "val_loss", "train_loss", "train_accuracy"):
+            values = [r[key] for r in ok if r.get(key) is not None]
+            if values:
+                row[key] = statistics.median(values)
+        table[fw] = row
+    return table
+
+
+def floor_info(args, sgemm_runs, flops):
+    ok = [r for r in sgemm_runs if not r.get("failed")]
+    if not ok:
+        return None
+    best = max(ok, key=lambda r: r["flops_per_s"])
+    rate = best["flops_per_s"]
+    # best time of each GEMM shape over all sgemm runs (the runs list the shapes in the same order)
+    gemms = [dict(min(shapes, key=lambda s: s["seconds"])) for shapes in zip(*(r["model_gemms"] for r in ok))]
+    gemm_step = sum(s["seconds"] for s in gemms)
+    train_flops = flops["train_per_step"] * lab.STEPS_PER_EPOCH
+    val_flops = flops["forward_per_image"] * lab.VALID_SIZE if args.epoch else 0
+    # the validation pass has only forward GEMMs: their share of the model-GEMM time
+    fwd_share = sum(s["seconds"] for s in gemms if s["op"] == "forward") / max(gemm_step, 1e-12)
+    gemm_epoch = gemm_step * lab.STEPS_PER_EPOCH
+    if args.epoch:
+        gemm_epoch += gemm_step * fwd_share * lab.VALID_SIZE / lab.BATCH_SIZE
+    return {"sgemm_flops_per_s": rate, "sgemm_all": [r["flops_per_s"] for r in ok],
+            "epoch_flops": train_flops + val_flops, "train_flops": train_flops, "valid_flops": val_flops,
+            "epoch_s": (train_flops + val_flops) / rate, "gemm_step_s": gemm_step, "gemm_epoch_s": gemm_epoch,
+            "blas": best["blas"], "model_gemms": gemms}
+
+
+def fmt(value, spec, width):
+    return f"{'-':>{width}}" if value is None else f"{value:>{width}{spec}}"
+
+
+def print_report(args, table, frameworks, floor, flops, minicnn_runs, machine, openblas_env, env):
+    mode = ("1 epoch (750 steps + validation of 12,000 images), measured" if args.epoch else
+            f"{args.steps} timed steps, extrapolated to 750 steps = 1 epoch (no validation)")
+    print(f"\nFashion-MNIST lab, {args.model} model, batch {lab.BATCH_SIZE}, {args.threads} thread(s); {mode}; "
+          f"{args.repeats} repeat(s), init {args.init}")
+    print(f"CPU: {machine['cpu_model']} ({machine['cpu_count']} logical CPUs, "
+          f"{machine['cpus_allowed']} allowed); load average at start {machine['load_average_at_start']}")
+    print("OpenBLAS env (driver): " + ", ".join(f"{k}={openblas_env[k]!r}" for k in OPENBLAS_ENV)
+          + ("; workers run WITHOUT them (--unset-openblas-env)" if args.unset_openblas_env
+             else "; workers inherit them"))
+    print("threading env of the workers: " + ", ".join(
+        f"{k}={env.get(k)}" for k in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS") + OTHER_ENV if env.get(k) is not None))
+    if floor:
+        blas = [f"{b.get('internal_api')} {b.get('version')} ({b.get('architecture')}, "
+                f"{b.get('num_threads')} threads, {os.path.basename(b.get('filepath') or '')})"
+                for b in floor["blas"] if b.get("user_api") == "blas"]
+        print(f"numpy BLAS (threadpoolctl): {'; '.join(blas) or 'none found'}")
+        print(f"FLOPs: {flops['train_per_image'] / 1e6:.2f} MFLOP per training image "
+              f"({flops['forward_per_image'] / 1e6:.2f} forward) -> {floor['train_flops'] / 1e12:.3f} TFLOP per epoch"
+              + (f" + {floor['valid_flops'] / 1e12:.3f} for validation" if floor["valid_flops"] else ""))
+        print(f"numpy sgemm {SGEMM_SIZE}^3: {floor['sgemm_flops_per_s'] / 1e9:.1f} GFLOP/s (best of "
+              f"{len(floor['sgemm_all'])} measurements: " + ", ".join(f"{r / 1e9:.1f}" for r in floor["sgemm_all"])
+              + f") -> FLOP floor {floor['epoch_s']:.1f} s/epoch")
+        print(f"numpy GEMMs of the model's own shapes alone: {1e3 * floor['gemm_step_s']:.1f} ms/step -> "
+              f"GEMM floor {floor['gemm_epoch_s']:.1f} s/epoch")
+    print()
+    show_val = any(table[fw].get("val_accuracy") is not None for fw in frameworks if not table[fw].get("failed"))
+    header = (f"{'framework':<16}{'s/epoch':>9}{'(min-max)':>15}{'images/s':>10}{'minicnn/this':>13}"
+              f"{'x FLOP floor':>13}{'x GEMM floor':>13}{'cold step s':>12}{'warm ms':>9}{'peak RSS MB':>12}")
+    if show_val:
+        header += f"{'train loss':>11}{'val loss':>9}{'val acc':>8}"
+    print(header)
+    print("-" * len(header))
+    for fw in frameworks:
+        row = table[fw]
+        if row.get("failed"):
+            print(f"{fw:<16}  failed (see above)")
+            continue
+        name = f"{fw} {row['version']}"[:15]
+        spread = f"({row['epoch_s_min']:.1f}-{row['epoch_s_max']:.1f})" if row["runs"] > 1 else ""
+        line = (f"{name:<16}{row['epoch_s_median']:>9.1f}{spread:>15}{row['images_per_s_median']:>10.0f}"
+                f"{fmt(row['minicnn_over_this'], '.2f', 13)}{fmt(row['over_floor'], '.1f', 13)}"
+                f"{fmt(row['over_gemm_floor'], '.1f', 13)}{row['cold_step_s_median']:>12.2f}"
+                f"{row['warm_step_ms_median']:>9.1f}{row['peak_rss_mb_max']:>12.0f}")
+        if show_val:
+            line += (f"{fmt(row.get('train_loss'), '.3f', 11)}{fmt(row.get('val_loss'), '.3f', 9)}"
+                     f"{fmt(row.get('val_accuracy'), '.4f', 8)}")
+        print(line)
+    print("s/epoch: median over repeats; minicnn/this: median of per-round ratios of s/epoch (>1: minicnn slower);"
+          "\nx floor: s/epoch over the floor; cold step: the first training step (minicnn: Numba compile"
+          f" {'from scratch' if args.fresh_numba_cache else 'or load from its disk cache'} included; Keras: tracing); warm ms: mean step after --warmup steps; peak RSS of the worker process"
+          " (data included).")
+    for run in minicnn_runs[:1]:
+        threads = run.get("threads", {})
+        print(f"minicnn kernels: {run.get('kernels')}; numba {threads.get('numba_version', 'not loaded')}, "
+              f"{threads.get('numba_num_threads', '-')} threads, threading layer "
+              f"{threads.get('threading_layer', '-')}; BLAS limited to {threads.get('threadpoolctl_limit')} threads")
+    if minicnn_runs and minicnn_runs[-1].get("layers"):
+        print_layers(minicnn_runs[-1]["layers"])
+
+
+def print_layers(rows):
+    steps = rows[-1].get("steps")
+    print(f"\nminicnn per layer: median over {steps} warm training steps run layer by layer (ms per batch of 64;"
+          " share of the summed medians)")
+    header = (f"{'layer':<28}{'output':>10}{'forward ms':>11}{'backward ms':>12}{'share':>7}"
+              f"{'fwd GFLOP/s':>12}{'bwd GFLOP/s':>12}")
+    print(header)
+    print("-" * len(header))
+    body = rows[:-1]
+    total = sum(r["forward_ms"]["median"] + r["backward_ms"]["median"] for r in body)
+
+    def gflops(flops, milliseconds):
+        return flops / (milliseconds / 1e3) / 1e9 if flops and milliseconds > 0 else None
+
+    for row in body:
+        fwd, bwd = row["forward_ms"]["median"], row["backward_ms"]["median"]
+        shape = "x".join(map(str, row["output_shape"]))
+        print(f"{row['name'] + ' (' + row['type'] + ')':<28.27}{shape:>10}{fwd:>11.2f}{bwd:>12.2f}"
+              f"{100 * (fwd + bwd) / total:>6.1f}%{fmt(gflops(row['forward_flops'], fwd), '.1f', 12)}"
+              f"{fmt(gflops(row['backward_flops'], bwd), '.1f', 12)}")
+    step = rows[-1]["forward_ms"]
+    print(f"{'sum of the rows':<38}{total:>11.2f}")
+    print(f"{'whole step, timed around it':<38}{step['median']:>11.2f}   (mean {step['mean']:.2f})")
+
+
+def driver_main(args, argv):
+    requested = [fw.strip() for fw in args.frameworks.split(",") if fw.strip()]
+    unknown = [fw for fw in requested if fw not in FRAMEWORKS]
+    if unknown:
+        sys.exit(f"--frameworks: unknown {unknown}; choose from {list(FRAMEWORKS)}")
+    frameworks = [fw for fw in requested if installed(fw)]
+    skipped = [fw for fw in requested if fw not in frameworks]
+    if skipped:
+        print(f"not installed, skipped: {', '.join(skipped)}", file=sys.stderr)
+
+    openblas_env = {name: os.environ.get(name) for name in OPENBLAS_ENV}
+    machine = machine_info()
+    flops = lab.count_flops(lab.spec(args.model))
+    workdir = tempfile.mkdtemp(prefix="bench_train_")
+    try:
+        data_path, init_path, split = prepare_data(args, workdir)
+        env = worker_env(args)
+        job = {"model": args.model, "threads": args.threads, "epoch": args.epoch, "warmup": args.warmup,
+               "batch_size": lab.BATCH_SIZE, "data": data_path, "init": init_path, "seed": args.seed,
+               "eval_batch_size": lab.BATCH_SIZE if args.epoch else CHECK_EVAL_BATCH,
+               "layer_steps": args.layer_steps}
+        sgemm_runs = [run_worker("sgemm", job, workdir, env, args.verbose, "sgemm-start")]
+        runs = []
+        for rnd in range(args.repeats):
+            for fw in frameworks:
+                fw_env = env
+                if fw == "minicnn" and args.fresh_numba_cache:
+                    fw_env = {**env, "NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix=f"numba-{rnd}-", dir=workdir)}
+                result = run_worker(fw, job, workdir, fw_env, args.verbose, f"{fw}-{rnd}")
+                result["round"] = rnd
+                runs.append(result)
+                if not result.get("failed"):
+                    print(f"[round {rnd + 1}/{args.repeats}] {fw:<8} {epoch_seconds(result, args.epoch):8.1f} s/epoch"
+                          f"  cold step {result['cold_step_s']:.2f} s  warm step "
+                          f"{1e3 * result['warm_step_mean_s']:.1f} ms  ({result['process_wall_s']:.0f} s in all)",
+                          file=sys.stderr, flush=True)
+        sgemm_runs.append(run_worker("sgemm", job, workdir, env, args.verbose, "sgemm-end"))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    floor = floor_info(args, sgemm_runs, flops)
+    table = summarize(args, runs, frameworks, floor)
+    minicnn_runs = [r for r in runs if r["framework"] == "minicnn" and not r.get("failed")]
+    print_report(args, table, frameworks, floor, flops, minicnn_runs, machine, openblas_env, env)
+
+    if args.json:
+        record = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                  "command": " ".join(["python", sys.argv[0]] + list(argv)),
+                  "argv": list(argv), "settings": {**vars(args), "frameworks": frameworks, "skipped": skipped},
+                  "split": split, "machine": machine, "openblas_env": openblas_env,
+                  "worker_env": {name: env.get(name) for name in THREAD_ENV + OPENBLAS_ENV + OTHER_ENV},
+                  "flops": {k: v for k, v in flops.items() if k != "per_layer"},
+                  "flops_per_layer": flops["per_layer"], "floor": floor, "sgemm_runs": sgemm_runs,
+                  "summary": table, "runs": runs}
+        with open(args.json, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"\nwrote {args.json}")
+    return 0 if all(not table[fw].get("failed") for fw in frameworks) else 1
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        worker_main(args.worker, args.job, args.result)
+        return 0
+    return driver_main(args, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

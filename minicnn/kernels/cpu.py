@@ -1,0 +1,224 @@
+"""CPU kernels compiled by Numba: the loops of reference.py, written out one pixel at a time.
+
+Same functions, same arguments, same numbers as reference.py (read that file first:
+it is the definition). Here every loop is explicit and Numba compiles it to machine
+code, so a loop costs what it would cost in C.
+
+Each kernel comes in three small pieces:
+  - `_..._image`: the loops for ONE image: this is the algorithm;
+  - `_..._batch`: runs it on every image of the batch;
+  - the public wrapper: works out the output size, allocates the output in the
+    input's dtype (float32 stays float32, float64 stays float64) and calls `_..._batch`.
+
+Threads. The batch loops are written with `numba.prange`: images are independent and
+each writes only its own slice of the output, so compiled with `parallel=True` they
+could run on all cores with no two threads ever writing the same cell. We compile
+them serially (PARALLEL = False; prange then is a plain range), because that measured
+faster for the lab model: its matrix products already keep every core busy with
+NumPy's BLAS threads, and Numba's OpenMP threads, spinning between kernel calls,
+fought them for the cores (the conv/pool part of a training step got 1.5-2.3x
+slower on 2 cores). `python benchmarks/bench_kernels.py --parallel` measures it.
+
+Compiled code is cached on disk (`cache=True`, in __pycache__ next to this file), so
+only the first run on a machine pays the compile time; later processes load it.
+
+`import numba` fails when Numba is missing; the dispatcher in kernels/__init__.py
+then falls back to reference.py.
+"""
+import numba  # ImportError here -> kernels/__init__.py uses reference.py instead
+import numpy as np
+from numba import prange
+
+from minicnn.kernels.reference import output_size
+
+PARALLEL = False                                           # see "Threads" above
+image_kernel = numba.njit(cache=True)                      # the loops for one image
+batch_kernel = numba.njit(cache=True, parallel=PARALLEL)   # the loop over the images
+
+
+def _geometry(kh, kw, stride, pads):
+    """Plain Python ints (one compiled version serves them all): kh, kw, sh, sw, top, bottom, left, right."""
+    return (int(kh), int(kw), int(stride[0]), int(stride[1])) + tuple(int(p) for p in pads)
+
+
+# --- im2col ---------------------------------------------------------------------
+@image_kernel
+def _im2col_image(x, col, sh, sw, top, left):
+    """col[a, b, i, j, :] = x[a*SH - top + i, b*SW - left + j, :], or 0 in the padding.
+
+    x: (H, W, C); col: (OH, OW, KH, KW, C), filled in place.
+    """
+    h, w, channels = x.shape
+    oh, ow, kh, kw, _ = col.shape
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                r = a * sh - top + i                # input row of window cell (i, .)
+                for j in range(kw):
+                    s = b * sw - left + j           # input column of window cell (., j)
+                    if 0 <= r < h and 0 <= s < w:
+                        for c in range(channels):
+                            col[a, b, i, j, c] = x[r, s, c]
+                    else:                           # a padding cell
+                        for c in range(channels):
+                            col[a, b, i, j, c] = 0
+
+
+@batch_kernel
+def _im2col_batch(x, col, sh, sw, top, left):
+    """x: (N, H, W, C) -> col: (N, OH, OW, KH, KW, C), image by image."""
+    for n in prange(x.shape[0]):
+        _im2col_image(x[n], col[n], sh, sw, top, left)
+
+
+def im2col(x, kh, kw, stride, pads):
+    """x (N, H, W, C) -> col (N*OH*OW, KH*KW*C), rows ordered (kh, kw, c). See reference.im2col."""
+    kh, kw, sh, sw, top, bottom, left, right = _geometry(kh, kw, stride, pads)
+    x = np.ascontiguousarray(x)
+    n, h, w, c = x.shape
+    oh = output_size(h, kh, sh, top, bottom)
+    ow = output_size(w, kw, sw, left, right)
+    col = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
+    _im2col_batch(x, col, sh, sw, top, left)
+    return col.reshape(n * oh * ow, kh * kw * c)      # a view: col is contiguous
+
+
+# --- col2im ---------------------------------------------------------------------
+@image_kernel
+def _col2im_image(col, dx, sh, sw, top, left):
+    """dx[a*SH - top + i, b*SW - left + j, :] += col[a, b, i, j, :], padding dropped.
+
+    col: (OH, OW, KH, KW, C); dx: (H, W, C), zeros on entry, filled in place.
+    A scatter: walk col in memory order and add each entry to its pixel. (The
+    gather, each pixel collecting from the windows that cover it, gives the same
+    sums but reads col out of order.)
+    """
+    h, w, channels = dx.shape
+    oh, ow, kh, kw, _ = col.shape
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(kh):
+                r = a * sh - top + i
+                if r < 0 or r >= h:
+                    continue                        # a padding row: dropped
+                for j in range(kw):
+                    s = b * sw - left + j
+                    if s < 0 or s >= w:
+                        continue                    # a padding column: dropped
+                    for c in range(channels):
+                        dx[r, s, c] += col[a, b, i, j, c]
+
+
+@batch_kernel
+def _col2im_batch(col, dx, sh, sw, top, left):
+    """col: (N, OH, OW, KH, KW, C) -> dx: (N, H, W, C). Image n adds only into dx[n]."""
+    for n in prange(dx.shape[0]):
+        _col2im_image(col[n], dx[n], sh, sw, top, left)
+
+
+def col2im(col, x_shape, kh, kw, stride, pads):
+    """col (N*OH*OW, KH*KW*C) -> dx (N, H, W, C), overlaps summed. See reference.col2im."""
+    kh, kw, sh, sw, top, bottom, left, right = _geometry(kh, kw, stride, pads)
+    n, h, w, c = (int(d) for d in x_shape)
+    oh = output_size(h, kh, sh, top, bottom)
+    ow = output_size(w, kw, sw, left, right)
+    col = np.ascontiguousarray(col).reshape(n, oh, ow, kh, kw, c)
+    dx = np.zeros((n, h, w, c), dtype=col.dtype)
+    _col2im_batch(col, dx, sh, sw, top, left)
+    return dx
+
+
+# --- max-pooling forward --------------------------------------------------------
+@image_kernel
+def _maxpool_forward_image(x, y, argmax, ph, pw, sh, sw, top, left):
+    """y[a, b, c] = max of x over window (a, b); argmax = i*PW + j of the first winner.
+
+    x: (H, W, C); y, argmax: (OH, OW, C), filled in place.
+    Padding cells are skipped, which is the same as padding with -inf.
+    """
+    h, w, channels = x.shape
+    oh, ow, _ = y.shape
+    for a in range(oh):
+        for b in range(ow):
+            for c in range(channels):
+                y[a, b, c] = -np.inf
+                argmax[a, b, c] = 0
+            for i in range(ph):
+                r = a * sh - top + i
+                if r < 0 or r >= h:
+                    continue
+                for j in range(pw):
+                    s = b * sw - left + j
+                    if s < 0 or s >= w:
+                        continue
+                    for c in range(channels):
+                        # strictly greater: on a tie the earlier cell keeps the win
+                        if x[r, s, c] > y[a, b, c]:
+                            y[a, b, c] = x[r, s, c]
+                            argmax[a, b, c] = i * pw + j
+
+
+@batch_kernel
+def _maxpool_forward_batch(x, y, argmax, ph, pw, sh, sw, top, left):
+    """x: (N, H, W, C) -> y, argmax: (N, OH, OW, C), image by image."""
+    for n in prange(x.shape[0]):
+        _maxpool_forward_image(x[n], y[n], argmax[n], ph, pw, sh, sw, top, left)
+
+
+def maxpool_forward(x, ph, pw, stride, pads):
+    """x (N, H, W, C) -> (y, argmax int32), both (N, OH, OW, C). See reference.maxpool_forward."""
+    ph, pw, sh, sw, top, bottom, left, right = _geometry(ph, pw, stride, pads)
+    x = np.ascontiguousarray(x)
+    n, h, w, c = x.shape
+    oh = output_size(h, ph, sh, top, bottom)
+    ow = output_size(w, pw, sw, left, right)
+    y = np.empty((n, oh, ow, c), dtype=x.dtype)
+    argmax = np.empty((n, oh, ow, c), dtype=np.int32)
+    _maxpool_forward_batch(x, y, argmax, ph, pw, sh, sw, top, left)
+    return y, argmax
+
+
+# --- max-pooling backward -------------------------------------------------------
+@image_kernel
+def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
+    """dx[winner of window (a, b), c] += dy[a, b, c].
+
+    dy, argmax: (OH, OW, C); dx: (H, W, C), zeros on entry, filled in place.
+    As in reference.py, visit each window cell (i, j) and pass on the gradient of
+    the channels it won (comparing with i*PW + j is much cheaper than decoding
+    argmax with // and %). Overlapping windows can share a winner: its gradients
+    add up. Winners in the padding are dropped.
+    """
+    h, w, channels = dx.shape
+    oh, ow, _ = dy.shape
+    for a in range(oh):
+        for b in range(ow):
+            for i in range(ph):
+                r = a * sh - top + i
+                if r < 0 or r >= h:
+                    continue
+                for j in range(pw):
+                    s = b * sw - left + j
+                    if s < 0 or s >= w:
+                        continue
+                    cell = i * pw + j
+                    for c in range(channels):
+                        if argmax[a, b, c] == cell:
+                            dx[r, s, c] += dy[a, b, c]
+
+
+@batch_kernel
+def _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left):
+    """dy, argmax: (N, OH, OW, C) -> dx: (N, H, W, C). Image n adds only into dx[n]."""
+    for n in prange(dx.shape[0]):
+        _maxpool_backward_image(dy[n], argmax[n], dx[n], ph, pw, sh, sw, top, left)
+
+
+def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+    """dy (N, OH, OW, C) -> dx (N, H, W, C). See reference.maxpool_backward."""
+    ph, pw, sh, sw, top, _, left, _ = _geometry(ph, pw, stride, pads)
+    dy = np.ascontiguousarray(dy)
+    argmax = np.ascontiguousarray(argmax, dtype=np.int32)
+    dx = np.zeros(tuple(int(d) for d in x_shape), dtype=dy.dtype)
+    _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left)
+    return dx

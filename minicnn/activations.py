@@ -5,6 +5,7 @@ Each is a small object with two methods side by side:
     backward(dy, z, y)   -> dz = dy * f'(z)   (softmax: the Jacobian-vector product)
 `z` is the pre-activation and `y` the output saved by the forward pass.
 """
+from minicnn import kernels
 from minicnn.backend import get_array_module
 
 
@@ -55,12 +56,10 @@ class LeakyReLU(Activation):
         self.alpha = float(alpha)
 
     def forward(self, z):
-        xp = get_array_module(z)
-        return xp.where(z > 0, z, z * z.dtype.type(self.alpha))
+        return kernels.leaky_relu_forward(z, self.alpha)
 
     def backward(self, dy, z, y):
-        xp = get_array_module(dy)
-        return xp.where(z > 0, dy, dy * dy.dtype.type(self.alpha))
+        return kernels.leaky_relu_backward(dy, z, self.alpha)
 
 
 class Sigmoid(Activation):

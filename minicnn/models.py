@@ -104,11 +104,13 @@ class Model:
             return self.loss.forward_from_logits(y, self.layers[-1]._z)
         return self.loss.forward(y, y_pred)
 
-    def compute_gradients(self, x, y, training=True):
+    def compute_gradients(self, x, y, training=True, input_gradient=True):
         """Forward, loss and backward for one batch, without updating the weights.
 
         Fills every layer's `grads` and returns (loss, y_pred, dx), dx = d loss / d x.
+        Training passes input_gradient=False: then the first layer may skip dx (None).
         """
+        self.layers[0].input_gradient = input_gradient
         y_pred = self.forward(x, training=training)
         loss = self._loss_value(y, y_pred)
         if self._fused_softmax():
@@ -126,7 +128,7 @@ class Model:
         return [(layer, key) for layer in self.layers if layer.trainable for key in layer.params]
 
     def _train_step(self, x, y):
-        loss, y_pred, _ = self.compute_gradients(x, y, training=True)
+        loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False)
         pairs = self.trainable_params()
         self.optimizer.apply_gradients((layer.grads[key], layer.params[key]) for layer, key in pairs)
         return loss, y_pred

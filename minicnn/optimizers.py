@@ -6,6 +6,7 @@ layer's `params` dict keeps pointing at the trained values. Per-parameter slots
 """
 import math
 
+from minicnn import kernels
 from minicnn.backend import get_array_module
 
 
@@ -118,12 +119,8 @@ class Adam(Optimizer):
         return self.learning_rate * math.sqrt(1 - self.beta_2 ** t) / (1 - self.beta_1 ** t)
 
     def update(self, index, param, grad):
-        xp = get_array_module(param)
-        dtype = param.dtype.type
         m, v = self.slots["m"][index], self.slots["v"][index]
-        m += dtype(1 - self.beta_1) * (grad - m)
-        v += dtype(1 - self.beta_2) * (grad * grad - v)
-        param -= dtype(self.step_size()) * m / (xp.sqrt(v) + dtype(self.epsilon))
+        kernels.adam_update(param, grad, m, v, self.step_size(), self.beta_1, self.beta_2, self.epsilon)
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

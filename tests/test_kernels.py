@@ -208,6 +208,42 @@ def test_cpu_maxpool_matches_reference(case, dtype):
 
 
 @needs_numba
+@FAST
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=4), st.sampled_from([np.float32, np.float64]),
+       st.floats(0, 1), st.integers(0, 2**16))
+def test_cpu_elementwise_kernels_match_reference(shape, dtype, alpha, seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal(shape).astype(dtype)
+    z.reshape(-1)[0] = 0  # the kink itself: z = 0 takes the alpha branch in both
+    dy = rng.standard_normal(shape).astype(dtype)
+    y = cpu.leaky_relu_forward(z, alpha)
+    assert y.dtype == dtype
+    np.testing.assert_array_equal(y, reference.leaky_relu_forward(z, alpha))
+    np.testing.assert_array_equal(cpu.leaky_relu_backward(dy, z, alpha), reference.leaky_relu_backward(dy, z, alpha))
+
+    rows = dy.reshape(dy.shape[0], -1)
+    total = cpu.sum_rows(rows)
+    assert total.dtype == dtype and total.shape == (rows.shape[1],)
+    tol = 1e-6 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(total, reference.sum_rows(rows), rtol=tol, atol=tol)
+
+    states = []
+    for module in (cpu, reference):
+        param, m, v = z.copy(), dy.copy() * 0.1, np.abs(dy) * 0.01
+        module.adam_update(param, dy, m, v, 1e-3, 0.9, 0.999, 1e-7)
+        states.append((param, m, v))
+    for ours, theirs in zip(*states):
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+
+
+@needs_numba
+def test_cpu_adam_refuses_non_contiguous_state():
+    param = np.zeros((4, 4), np.float32)[:, ::2]
+    with pytest.raises(ValueError, match="contiguous"):
+        cpu.adam_update(param, np.ones_like(param), np.zeros_like(param), np.zeros_like(param), 1e-3, 0.9, 0.999, 1e-7)
+
+
+@needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_cpu_matches_reference_on_the_lab_shapes(dtype):
     """The Fashion-MNIST lab: 3x3 'same' convolutions, 2x2 'same' pooling, 7 -> 4 at the end."""

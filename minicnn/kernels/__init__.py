@@ -1,4 +1,6 @@
-"""The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward.
+"""The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward,
+and the elementwise steps worth fusing (LeakyReLU forward/backward, the Adam update,
+bias gradients).
 
 Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
 pick the implementation from the array itself:
@@ -78,5 +80,26 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
     return implementation(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads)
 
 
+def leaky_relu_forward(z, alpha):
+    """y = max(z, alpha * z) elementwise. See reference.leaky_relu_forward."""
+    return implementation(z).leaky_relu_forward(z, alpha)
+
+
+def leaky_relu_backward(dy, z, alpha):
+    """dz = dy * (1 if z > 0 else alpha). See reference.leaky_relu_backward."""
+    return implementation(dy).leaky_relu_backward(dy, z, alpha)
+
+
+def sum_rows(a):
+    """(M, F) -> (F,), the column totals (bias gradients). See reference.sum_rows."""
+    return implementation(a).sum_rows(a)
+
+
+def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
+    """One Adam step in place on param, m, v. See reference.adam_update."""
+    implementation(param).adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon)
+
+
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "padding_amounts",
+           "leaky_relu_forward", "leaky_relu_backward", "adam_update", "sum_rows",
            "output_size", "use_reference_kernels", "implementation", "reference"]

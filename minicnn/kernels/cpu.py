@@ -29,6 +29,7 @@ import numba  # ImportError here -> kernels/__init__.py uses reference.py instea
 import numpy as np
 from numba import prange
 
+from minicnn.kernels import reference
 from minicnn.kernels.reference import output_size
 
 PARALLEL = False                                           # see "Threads" above
@@ -73,6 +74,10 @@ def _im2col_batch(x, col, sh, sw, top, left):
 
 def im2col(x, kh, kw, stride, pads):
     """x (N, H, W, C) -> col (N*OH*OW, KH*KW*C), rows ordered (kh, kw, c). See reference.im2col."""
+    if x.shape[3] == 1:
+        # One channel: the reference's KH*KW strided copies beat this loop (0.6 vs 1.4 ms
+        # for the lab's first layer); from 2 channels on, the loop wins.
+        return reference.im2col(x, kh, kw, stride, pads)
     kh, kw, sh, sw, top, bottom, left, right = _geometry(kh, kw, stride, pads)
     x = np.ascontiguousarray(x)
     n, h, w, c = x.shape
@@ -222,3 +227,68 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
     dx = np.zeros(tuple(int(d) for d in x_shape), dtype=dy.dtype)
     _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left)
     return dx
+
+
+# --- elementwise: LeakyReLU and the Adam update -----------------------------------
+# NumPy evaluates `where(z > 0, z, alpha * z)` in three passes over memory, each with
+# its own temporary array; one compiled loop reads z once and writes y once.
+@image_kernel
+def _leaky_relu_forward_flat(z, y, alpha):
+    for k in range(z.size):
+        y[k] = z[k] if z[k] > 0 else alpha * z[k]
+
+
+@image_kernel
+def _leaky_relu_backward_flat(dy, z, dz, alpha):
+    for k in range(dy.size):
+        dz[k] = dy[k] if z[k] > 0 else alpha * dy[k]
+
+
+def leaky_relu_forward(z, alpha):
+    """y = z where z > 0, else alpha * z. See reference.leaky_relu_forward."""
+    z = np.ascontiguousarray(z)
+    y = np.empty_like(z)
+    _leaky_relu_forward_flat(z.reshape(-1), y.reshape(-1), z.dtype.type(alpha))
+    return y
+
+
+def leaky_relu_backward(dy, z, alpha):
+    """dz = dy where z > 0, else alpha * dy. See reference.leaky_relu_backward."""
+    dy, z = np.ascontiguousarray(dy), np.ascontiguousarray(z)
+    dz = np.empty_like(dy)
+    _leaky_relu_backward_flat(dy.reshape(-1), z.reshape(-1), dz.reshape(-1), dy.dtype.type(alpha))
+    return dz
+
+
+@image_kernel
+def _adam_update_flat(param, grad, m, v, step_size, rate_1, rate_2, epsilon):
+    for k in range(param.size):
+        m[k] += rate_1 * (grad[k] - m[k])
+        v[k] += rate_2 * (grad[k] * grad[k] - v[k])
+        param[k] -= step_size * m[k] / (np.sqrt(v[k]) + epsilon)
+
+
+def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
+    """One Adam step in place on param, m and v, one pass over memory. See reference.adam_update."""
+    if not (param.flags.c_contiguous and m.flags.c_contiguous and v.flags.c_contiguous):
+        raise ValueError("adam_update updates param, m and v in place: they must be contiguous arrays")
+    t = param.dtype.type  # the arithmetic in the parameter's precision, exactly as the reference
+    _adam_update_flat(param.reshape(-1), np.ascontiguousarray(grad).reshape(-1), m.reshape(-1), v.reshape(-1),
+                      t(step_size), t(1 - beta_1), t(1 - beta_2), t(epsilon))
+
+
+# --- sum of rows (bias gradients) --------------------------------------------------
+@image_kernel
+def _sum_rows(a, total):
+    for r in range(a.shape[0]):
+        for c in range(a.shape[1]):
+            total[c] += a[r, c]
+
+
+def sum_rows(a):
+    """(M, F) -> (F,). NumPy's a.sum(axis=0) walks a column-wise reduction about 5x
+    slower on the lab's (50176, 32) gradient; one pass over the rows, adding into
+    float64 totals (so no precision is lost over 50,000 rows), is memory speed."""
+    total = np.zeros(a.shape[1], dtype=np.float64)
+    _sum_rows(np.ascontiguousarray(a), total)
+    return total.astype(a.dtype)

@@ -107,3 +107,33 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
             won = argmax == i * pw + j
             padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] += xp.where(won, dy, 0)
     return padded[:, top:top + h, left:left + w, :]
+
+
+def leaky_relu_forward(z, alpha):
+    """y = z where z > 0, else alpha * z (elementwise, any shape)."""
+    xp = get_array_module(z)
+    return xp.where(z > 0, z, z * z.dtype.type(alpha))
+
+
+def leaky_relu_backward(dy, z, alpha):
+    """dz = dy where z > 0, else alpha * dy."""
+    xp = get_array_module(dy)
+    return xp.where(z > 0, dy, dy * dy.dtype.type(alpha))
+
+
+def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
+    """One Adam step, in place on param, m and v (Keras's form; see optimizers.Adam):
+
+        m += (1 - beta_1) (grad - m);  v += (1 - beta_2) (grad^2 - v)
+        param -= step_size * m / (sqrt(v) + epsilon)
+    """
+    xp = get_array_module(param)
+    dtype = param.dtype.type
+    m += dtype(1 - beta_1) * (grad - m)
+    v += dtype(1 - beta_2) * (grad * grad - v)
+    param -= dtype(step_size) * m / (xp.sqrt(v) + dtype(epsilon))
+
+
+def sum_rows(a):
+    """The sum of the rows of a 2-D array: (M, F) -> (F,). A bias gradient is sum_rows(dz)."""
+    return a.sum(axis=0)

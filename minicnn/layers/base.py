@@ -68,6 +68,9 @@ class Layer:
         self.params = {}   # name -> array, trained by the optimizer
         self.grads = {}    # name -> array, filled by backward()
         self.state = {}    # name -> array, updated by the layer itself
+        # False on a model's first layer: nothing needs d loss / d image, so Conv2D and
+        # Dense skip computing it (for Conv2D that saves a matrix product and a col2im).
+        self.input_gradient = True
         self.built = False
         self.input_shape = None
         # Keras lets the first layer say what comes in: input_shape=(28, 28, 1)

@@ -74,7 +74,9 @@ class Conv2D(ActivationMixin, Layer):
         dz = dz.reshape(-1, f)                                                 # (N*OH*OW, F)
         self.grads["kernel"] = (self._col.T @ dz).reshape(kernel.shape)        # (KH, KW, C, F)
         if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=0)                                # (F,)
+            self.grads["bias"] = kernels.sum_rows(dz)                          # (F,)
+        if not self.input_gradient:
+            return None
         dcol = dz @ kernel.reshape(-1, f).T                                    # (N*OH*OW, KH*KW*C)
         return kernels.col2im(dcol, self._x_shape, kh, kw, self.strides, self._pads)  # (N, H, W, C)
 

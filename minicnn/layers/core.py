@@ -1,7 +1,7 @@
 """Dense, Flatten, Dropout and Activation."""
 import numpy as np
 
-from minicnn import activations, backend
+from minicnn import activations, backend, kernels
 from minicnn import initializers as init_module
 from minicnn.backend import get_array_module
 from minicnn.layers.base import Layer
@@ -67,7 +67,9 @@ class Dense(ActivationMixin, Layer):
         # dz: (N, units)
         self.grads["kernel"] = self._x.T @ dz    # (in, units)
         if self.use_bias:
-            self.grads["bias"] = dz.sum(axis=0)  # (units,)
+            self.grads["bias"] = kernels.sum_rows(dz)  # (units,): dz summed over the batch
+        if not self.input_gradient:
+            return None
         return dz @ self.params["kernel"].T      # dx: (N, in)
 
     def get_config(self):

@@ -5,9 +5,11 @@ The loop in models.py calls, in this order:
 A callback stops training by setting `self.model.stop_training = True`.
 """
 import math
+import os
 import sys
 import time
 
+from minicnn.utils.checks import check_int, check_number
 
 
 class Callback:
@@ -138,13 +140,25 @@ class ProgbarLogger(Callback):
             self.stream.flush()
 
 
-def _improvement_test(monitor, mode, min_delta=0.0):
-    """A function (current, best) -> True when current is better; 'auto' minimises losses."""
+def _improvement_test(monitor, mode, min_delta, who):
+    """A function (current, best) -> True when current is an improvement on best.
+
+    'auto' maximises accuracies and minimises the rest; the first finite value
+    (best is None) always improves, and NaN or inf never does.
+    """
+    if not isinstance(monitor, str):
+        raise ValueError(f"{who}: monitor must be a name from the logs such as 'val_loss', got {monitor!r}")
     if mode not in ("auto", "min", "max"):
-        raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-    if mode == "max" or (mode == "auto" and "acc" in monitor):
-        return lambda current, best: current > best + min_delta
-    return lambda current, best: current < best - min_delta
+        raise ValueError(f"{who}: mode must be 'auto', 'min' or 'max', got {mode!r}")
+    maximise = mode == "max" or (mode == "auto" and "acc" in monitor)
+
+    def improves(current, best):
+        if not math.isfinite(current):
+            return False
+        if best is None:
+            return True
+        return current > best + min_delta if maximise else current < best - min_delta
+    return improves
 
 
 def _monitored(logs, monitor, who):
@@ -158,7 +172,10 @@ def _monitored(logs, monitor, who):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as a batch loss is NaN or infinite."""
+    """Stop training quietly as soon as a batch loss is NaN or infinite.
+
+    Such a batch changes no weight; without this callback fit raises a RuntimeError there.
+    """
 
     def on_train_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -168,15 +185,19 @@ class TerminateOnNaN(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when `monitor` has not improved for `patience` epochs; optionally roll
-    back to the weights of the best epoch (restore_best_weights=True)."""
+    """Stop when `monitor` has not improved (by more than min_delta) for `patience` epochs.
+
+    restore_best_weights=True: when training ends, early or not, put back the weights
+    of the best epoch (as Keras 3 does). NaN or inf never counts as an improvement.
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0.0, patience=0, mode="auto",
                  restore_best_weights=False, verbose=0):
         super().__init__()
         self.monitor = monitor
-        self.patience = patience
-        self.better = _improvement_test(monitor, mode, abs(min_delta))
+        self.patience = check_int(patience, "patience", "EarlyStopping", minimum=0)
+        min_delta = abs(check_number(min_delta, "min_delta", "EarlyStopping"))
+        self.better = _improvement_test(monitor, mode, min_delta, "EarlyStopping")
         self.restore_best_weights = restore_best_weights
         self.verbose = verbose
 
@@ -189,36 +210,46 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         current = _monitored(logs, self.monitor, "EarlyStopping")
-        if self.best is None or self.better(current, self.best):
+        if self.better(current, self.best):
             self.best, self.best_epoch, self.wait = current, epoch, 0
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= max(self.patience, 1):  # as Keras: patience 0 and 1 both stop at the first miss
             self.stopped_epoch = epoch
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
         if self.stopped_epoch is not None and self.verbose:
-            print(f"Epoch {self.stopped_epoch + 1}: early stopping (best epoch {self.best_epoch + 1})")
+            best = f"best epoch {self.best_epoch + 1}" if self.best_epoch is not None else "no finite value"
+            print(f"Epoch {self.stopped_epoch + 1}: early stopping ({best})")
         if self.restore_best_weights and self.best_weights is not None:
+            if self.verbose:
+                print(f"Restoring model weights from the end of the best epoch: {self.best_epoch + 1}")
             self.model.set_weights(self.best_weights)
 
 
 class ModelCheckpoint(Callback):
-    """Save the model (atomically) after every epoch, or only when `monitor` improves.
+    """Save the model after every epoch, or only when `monitor` improves (save_best_only=True).
 
+    Each save is atomic: a run killed while saving leaves the previous file whole. The
+    file holds what resuming needs: weights, optimizer state, the number of completed
+    epochs and the random generator state (save_weights_only=True leaves out the optimizer
+    state, so a run resumed from it is not exact). Resume with
+        model = load_model(path); model.fit(..., initial_epoch=model.completed_epochs)
     `filepath` may hold format fields: 'model-{epoch:02d}-{val_loss:.3f}.h5'.
     """
 
     def __init__(self, filepath, monitor="val_loss", save_best_only=False, mode="auto",
                  save_weights_only=False, verbose=0):
         super().__init__()
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"ModelCheckpoint: filepath must be a path, got {filepath!r}")
         self.filepath = str(filepath)
         self.monitor = monitor
         self.save_best_only = save_best_only
-        self.better = _improvement_test(monitor, mode)
+        self.better = _improvement_test(monitor, mode, 0.0, "ModelCheckpoint")
         self.save_weights_only = save_weights_only
         self.verbose = verbose
         self.best = None
@@ -227,10 +258,14 @@ class ModelCheckpoint(Callback):
         logs = logs or {}
         if self.save_best_only:
             current = _monitored(logs, self.monitor, "ModelCheckpoint")
-            if self.best is not None and not self.better(current, self.best):
+            if not self.better(current, self.best):
                 return
             self.best = current
-        path = self.filepath.format(epoch=epoch + 1, **logs)
+        try:
+            path = self.filepath.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r} ({error!r}); "
+                             f"it may use {{epoch}} and the logs {sorted(logs)}") from None
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

@@ -10,6 +10,7 @@ which the model uses when its last layer ends in softmax.
 import numpy as np
 
 from minicnn.backend import get_array_module
+from minicnn.utils.checks import check_bool
 
 # Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log, as Keras does.
 EPSILON = 1e-7
@@ -34,7 +35,7 @@ class Loss:
     name = None
 
     def __init__(self, from_logits=False):
-        self.from_logits = from_logits
+        self.from_logits = check_bool(from_logits, "from_logits", type(self).__name__)
 
     def targets(self, y_true, num_classes):
         """The targets as a one-hot (or soft) float array (N, K)."""

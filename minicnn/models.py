@@ -7,22 +7,33 @@ One training step (train_on_batch, and fit for every batch):
     optimizer.apply_gradients(grads, params)    updates the weights in place
 When the last layer ends in softmax and the loss is a cross-entropy, the loss is
 computed from the logits z and the gradient enters that layer as (p - y) / N.
+
+Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) and a
+step whose loss or gradients are NaN or infinite changes nothing and is reported.
 """
 import math
+import numbers
 
 import numpy as np
 
 from minicnn import activations, backend, losses, optimizers
 from minicnn import callbacks as callbacks_module
-from minicnn.layers.base import Layer, SymbolicTensor, unique_name
+from minicnn.layers.base import Layer, SymbolicTensor, check_shape, unique_name
+from minicnn.utils.checks import check_int, check_number
 
 METRIC_NAMES = ("accuracy", "acc")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
+# minicnn checks losses and outputs for NaN and inf itself and says what went wrong, so
+# NumPy's overflow warnings from inside a diverging step are only noise: they are silenced there.
+QUIET_FLOATS = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
+# One-hot or probability targets sum to 1 per row; the fused softmax gradient (p - y) / N
+# relies on it. The tolerance allows for float32 rounding in soft labels.
+ROW_SUM_TOLERANCE = 1e-3
 
 
 def Input(shape, batch_size=None, name=None):
     """The start of a functional model: Input(shape=(28, 28, 1)). Returns a SymbolicTensor."""
-    return SymbolicTensor((batch_size,) + tuple(shape))
+    return SymbolicTensor((batch_size,) + check_shape(shape, "shape", "Input"))
 
 
 class Model:
@@ -38,6 +49,8 @@ class Model:
         self.stop_training = False
         self.device = "cpu"
         self.history = None
+        self.completed_epochs = 0  # epochs fit has finished; saved with the model, for resuming
+        self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
         if inputs is not None or outputs is not None:
             if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
                 raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
@@ -52,17 +65,32 @@ class Model:
         return self.input_shape is not None
 
     def build(self, input_shape):
-        """Build every layer for `input_shape` (batch axis first, None or a number)."""
-        shape = (None,) + tuple(input_shape[1:])
-        self.input_shape = shape
-        for layer in self.layers:
-            if layer.built:
-                layer.check_input_shape(shape)
-            else:
-                layer.build(shape)
-                layer.to(self.device)
-            shape = layer.compute_output_shape(shape)
-            layer.output_shape = shape
+        """Build every layer for `input_shape` (batch axis first, None or a number).
+
+        If a layer does not fit, the error propagates and the model stays as it was.
+        """
+        if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
+            raise ValueError(f"build: input_shape must start with the batch axis, e.g. (None, 28, 28, 1), "
+                             f"got {input_shape!r}")
+        sample_shape = check_shape(input_shape[1:], "input_shape", "build")
+        shape = (None,) + sample_shape
+        newly_built = []
+        try:
+            for layer in self.layers:
+                if layer.built:
+                    layer.check_input_shape(shape)
+                else:
+                    newly_built.append(layer)
+                    layer.build(shape)
+                    layer.to(self.device)
+                shape = layer.compute_output_shape(shape)
+                layer.output_shape = shape
+        except Exception:
+            for layer in newly_built:  # no half-built layer is left behind
+                layer.params, layer.grads, layer.state = {}, {}, {}
+                layer.built, layer.input_shape = False, None
+            raise
+        self.input_shape = (None,) + sample_shape
         self.output_shape = shape
 
     def _ensure_built(self, x):
@@ -76,6 +104,10 @@ class Model:
             raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'")
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        if metrics is not None and not isinstance(metrics, (list, tuple)):
+            raise TypeError(f"compile: metrics must be a list such as ['accuracy'], got {metrics!r}")
         metrics = list(metrics or [])
         for metric in metrics:
             if metric not in METRIC_NAMES:
@@ -128,28 +160,47 @@ class Model:
         return [(layer, key) for layer in self.layers if layer.trainable for key in layer.params]
 
     def _train_step(self, x, y):
-        loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False)
-        pairs = self.trainable_params()
-        self.optimizer.apply_gradients((layer.grads[key], layer.params[key]) for layer, key in pairs)
-        return loss, y_pred
+        """One optimizer step; returns (loss as a float, y_pred, problem).
+
+        problem is None, or says what went wrong. A NaN or infinite loss or gradient
+        leaves the model as it was: no update (it would turn the weights into NaN), and
+        BatchNormalization's moving statistics are put back. An update that overflows
+        anyway is reported too, since the weights then hold NaN or inf.
+        """
+        layer_state = [(array, array.copy()) for layer in self.layers for array in layer.state.values()]
+        with np.errstate(**QUIET_FLOATS):
+            loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False)
+        loss = float(loss)
+        pairs = [(layer.grads[key], layer.params[key]) for layer, key in self.trainable_params()]
+        problem = None
+        if not math.isfinite(loss):
+            problem = f"the loss became {loss}"
+        elif not _all_finite(grad for grad, _ in pairs):
+            problem = "the gradients overflowed"
+        if problem:
+            for array, before in layer_state:
+                array[...] = before
+            return loss, y_pred, problem + "; this batch changed no weight"
+        with np.errstate(**QUIET_FLOATS):
+            self.optimizer.apply_gradients(pairs)
+        slots = [array for arrays in self.optimizer.slots.values() for array in arrays]
+        if not _all_finite([param for _, param in pairs] + slots):
+            return loss, y_pred, "the update overflowed: the weights or the optimizer state now hold NaN or inf"
+        return loss, y_pred, None
 
     # --- data in --------------------------------------------------------------------------
     def _prepare(self, x, y=None, what="fit"):
         """Check x (and y) at the API boundary and return them as NumPy arrays."""
+        if not self.layers:
+            raise ValueError(f"{what}: the model has no layers; add some with model.add(...)")
         x = _as_array(x, "x", what)
-        if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-            raise TypeError(f"{what}: x must hold real numbers, got dtype {x.dtype}")
-        if x.shape[0] == 0:
-            raise ValueError(f"{what}: x is empty (shape {x.shape})")
+        if x.ndim < 2:
+            raise ValueError(f"{what}: x must have a batch axis and a sample shape, (N, ...), got shape {x.shape}")
         self._ensure_built(x)
         expected = self.input_shape
         if x.ndim != len(expected) or any(e is not None and e != g for e, g in zip(expected[1:], x.shape[1:])):
-            hint = ""
-            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]) and expected[-1] == 1:
-                hint = f"; add the channel axis with x.reshape(-1, {', '.join(map(str, expected[1:]))})"
-            raise ValueError(f"{what}: the model expects x of shape {expected}, got {x.shape}{hint}")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise ValueError(f"{what}: x contains NaN or infinite values")
+            raise ValueError(f"{what}: the model expects x of shape {expected}, got {x.shape}"
+                             f"{_shape_hint(x.shape, expected)}")
         if y is None:
             return x, None
         y = _as_array(y, "y", what)
@@ -158,17 +209,27 @@ class Model:
         self._check_targets(y, what)
         return x, y
 
+    def _prepare_targets(self, x, y, what):
+        """For fit, evaluate and train_on_batch: the model is compiled, and x and y are given and checked."""
+        self._check_compiled(what)
+        if y is None:
+            raise ValueError(f"{what}: y (the targets) is required")
+        return self._prepare(x, y, what)
+
     def _check_targets(self, y, what):
+        """y must fit the loss: integer labels for the sparse loss, one-hot rows for the other."""
         classes = self.output_shape[-1]
         if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
             if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1) or not np.issubdtype(y.dtype, np.integer):
                 raise ValueError(
                     f"{what}: sparse_categorical_crossentropy expects integer labels of shape (N,), got "
-                    f"{y.dtype} of shape {y.shape}; for one-hot labels use categorical_crossentropy"
+                    f"{y.dtype} of shape {y.shape}; for one-hot rows use loss='categorical_crossentropy', "
+                    "for whole numbers stored as floats use y.astype(int)"
                 )
-            if y.size and (y.min() < 0 or y.max() >= classes):
+            if y.min() < 0 or y.max() >= classes:
                 raise ValueError(f"{what}: labels must be in [0, {classes - 1}], got {y.min()}..{y.max()}")
-        elif y.ndim != 2 or y.shape[1] != classes:
+            return
+        if y.ndim != 2 or y.shape[1] != classes:
             hint = ""
             if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
                 hint = (" (these look like integer labels: convert them with minicnn.utils.to_categorical(y) "
@@ -176,6 +237,12 @@ class Model:
             raise ValueError(
                 f"{what}: categorical_crossentropy expects one-hot targets of shape (N, {classes}), "
                 f"got shape {y.shape}{hint}"
+            )
+        row_sums = y.sum(axis=1, dtype=np.float64)
+        if y.min() < 0 or y.max() > 1 or np.abs(row_sums - 1).max() > ROW_SUM_TOLERANCE:
+            raise ValueError(
+                f"{what}: categorical_crossentropy expects one-hot (or probability) rows: values in [0, 1] "
+                f"summing to 1; got values {y.min()}..{y.max()} and row sums {row_sums.min():g}..{row_sums.max():g}"
             )
 
     def _to_batch(self, array, index=None, float_data=True):
@@ -202,27 +269,34 @@ class Model:
     # --- training ---------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
-        """Train for `epochs` passes over (x, y); return a History.
+        """Train epochs initial_epoch, ..., epochs - 1 over (x, y); return a History.
 
         history.history holds 'loss' and 'accuracy' per epoch, and 'val_loss',
         'val_accuracy' when there is validation data ('acc' and 'val_acc' answer too).
+
+        Resuming: `model = load_model(checkpoint)`, then `model.fit(..., initial_epoch=model.completed_epochs)`
+        continues the saved run, random generator state included: on the CPU it ends with
+        exactly the weights of a run that was never interrupted.
+
+        A NaN or infinite batch loss (or gradient) ends training, and that batch changes no
+        weight: with TerminateOnNaN among the callbacks fit returns quietly after a NaN loss,
+        otherwise it raises a RuntimeError that names the epoch and the batch.
         """
-        self._check_compiled("fit")
-        x, y = self._prepare(x, y, "fit")
+        x, y = self._prepare_targets(x, y, "fit")
         batch_size = _check_batch_size(batch_size, "fit")
-        _check_int(epochs, "epochs", "fit", minimum=0)
-        if not 0 <= validation_split < 1:
-            raise ValueError(f"fit: validation_split must be in [0, 1), got {validation_split!r}")
-        if validation_data is None and validation_split:
-            split_at = int(len(x) * (1 - validation_split))  # Keras keeps the last part for validation
-            x, y, validation_data = x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
-        if validation_data is not None:
-            if len(validation_data) != 2:
-                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
-            validation_data = self._prepare(*validation_data, what="fit (validation_data)")
+        epochs = check_int(epochs, "epochs", "fit", minimum=0)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", "fit", minimum=0)
+        if initial_epoch > epochs:
+            raise ValueError(
+                f"fit: initial_epoch={initial_epoch} is past epochs={epochs}; epochs is where training ends, "
+                f"not how many epochs to add: for 3 more use initial_epoch={initial_epoch}, epochs={initial_epoch + 3}"
+            )
+        verbose = _check_verbose(verbose, "fit")
+        callbacks = _check_callbacks(callbacks)
+        x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
 
         history = callbacks_module.History()
-        callback_list = [history] + list(callbacks or [])
+        callback_list = [history] + callbacks
         if verbose:
             callback_list.append(callbacks_module.ProgbarLogger(verbose))
         steps = math.ceil(len(x) / batch_size)
@@ -231,6 +305,9 @@ class Model:
             callback.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
         self.history = history
         self.stop_training = False
+        if self.rng_state is not None and initial_epoch == self.completed_epochs:
+            backend.set_rng_state(self.rng_state)  # resuming a checkpoint: replay its random draws
+        self.rng_state = None
 
         for callback in callback_list:
             callback.on_train_begin()
@@ -238,7 +315,9 @@ class Model:
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
             order = backend.rng().permutation(len(x)) if shuffle else np.arange(len(x))
-            logs = self._run_epoch(x, y, order, batch_size, callback_list)
+            logs = self._run_epoch(x, y, order, batch_size, callback_list, epoch)
+            if not self.stop_training:  # every batch ran
+                self.completed_epochs = epoch + 1
             if validation_data is not None:
                 val = self._evaluate_arrays(*validation_data, batch_size)
                 logs.update({"val_" + key: value for key, value in val.items()})
@@ -250,7 +329,23 @@ class Model:
             callback.on_train_end()
         return history
 
-    def _run_epoch(self, x, y, order, batch_size, callback_list):
+    def _split_validation(self, x, y, validation_split, validation_data):
+        """(x, y, (x_val, y_val) or None): validation_data checked, or the last part of x split off."""
+        validation_split = check_number(validation_split, "validation_split", "fit", low=0, high=1,
+                                        include_high=False)
+        if validation_data is None and validation_split:
+            split_at = int(len(x) * (1 - validation_split))  # Keras keeps the last part for validation
+            if not 0 < split_at < len(x):
+                raise ValueError(f"fit: validation_split={validation_split} of {len(x)} samples leaves {split_at} "
+                                 f"for training and {len(x) - split_at} for validation; each needs at least one")
+            x, y, validation_data = x[:split_at], y[:split_at], (x[split_at:], y[split_at:])
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a pair (x_val, y_val)")
+            validation_data = self._prepare(*validation_data, what="fit (validation_data)")
+        return x, y, validation_data
+
+    def _run_epoch(self, x, y, order, batch_size, callback_list, epoch):
         """One pass over the data; returns the running means of loss (and accuracy)."""
         seen, loss_sum, correct = 0, 0.0, 0
         logs = {}
@@ -259,26 +354,34 @@ class Model:
             for callback in callback_list:
                 callback.on_train_batch_begin(step)
             xb, yb = self._to_batch(x, index), self._target_batch(y, index)
-            loss, y_pred = self._train_step(xb, yb)
+            loss, y_pred, problem = self._train_step(xb, yb)
             seen += len(index)
-            loss_sum += float(loss) * len(index)
+            loss_sum += loss * len(index)
             logs = {"loss": loss_sum / seen}
             if self.metrics:
                 correct += self._correct(yb, y_pred)
                 logs["accuracy"] = correct / seen
             for callback in callback_list:
                 callback.on_train_batch_end(step, logs)
+            if problem and not self.stop_training:  # no TerminateOnNaN stopped it
+                raise RuntimeError(_diverged(problem, f"fit, epoch {epoch + 1}, batch {step + 1}") +
+                                   " model.history holds the epochs before; callbacks=[TerminateOnNaN()] "
+                                   "(minicnn.callbacks) stops fit quietly on a NaN loss instead.")
             if self.stop_training:
                 break
         return dict(logs)
 
     def train_on_batch(self, x, y):
-        """One optimizer step on one batch; returns [loss, accuracy] (or loss without metrics)."""
-        self._check_compiled("train_on_batch")
-        x, y = self._prepare(x, y, "train_on_batch")
+        """One optimizer step on one batch; returns [loss, accuracy] (or loss without metrics).
+
+        A NaN or infinite loss or gradient raises a RuntimeError and changes no weight.
+        """
+        x, y = self._prepare_targets(x, y, "train_on_batch")
         yb = self._target_batch(y)
-        loss, y_pred = self._train_step(self._to_batch(x), yb)
-        return self._result(float(loss), self._correct(yb, y_pred) / len(x))
+        loss, y_pred, problem = self._train_step(self._to_batch(x), yb)
+        if problem:
+            raise RuntimeError(_diverged(problem, "train_on_batch"))
+        return self._result(loss, self._correct(yb, y_pred) / len(x))
 
     def _result(self, loss, accuracy):
         return [loss, accuracy] if self.metrics else loss
@@ -289,8 +392,9 @@ class Model:
         for start in range(0, len(x), batch_size):
             xb = self._to_batch(x[start:start + batch_size])
             yb = self._target_batch(y[start:start + batch_size])
-            y_pred = self.forward(xb, training=False)
-            loss_sum += float(self._loss_value(yb, y_pred)) * len(xb)
+            with np.errstate(**QUIET_FLOATS):
+                y_pred = self.forward(xb, training=False)
+                loss_sum += float(self._loss_value(yb, y_pred)) * len(xb)
             correct += self._correct(yb, y_pred)
         result = {"loss": loss_sum / len(x)}
         if self.metrics:
@@ -298,25 +402,38 @@ class Model:
         return result
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
-        """Loss (and accuracy) on (x, y) in inference mode: [loss, accuracy], or loss alone."""
-        self._check_compiled("evaluate")
-        x, y = self._prepare(x, y, "evaluate")
+        """Loss (and accuracy) on (x, y) in inference mode: [loss, accuracy], or loss alone.
+
+        A NaN or infinite result raises a RuntimeError instead of being returned.
+        """
+        x, y = self._prepare_targets(x, y, "evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate")
+        verbose = _check_verbose(verbose, "evaluate")
         bar = callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)) if verbose else None
         result = self._evaluate_arrays(x, y, batch_size)
+        if not math.isfinite(result["loss"]):
+            raise RuntimeError(_not_finite_outputs("evaluate"))
         if bar:
             bar.finish(result)
         return self._result(result["loss"], result.get("accuracy"))
 
     def predict(self, x, batch_size=None, verbose=0):
-        """Outputs of the last layer (class probabilities), batch by batch, as a NumPy array."""
+        """Outputs of the last layer (class probabilities), batch by batch, as a NumPy array.
+
+        NaN or infinite outputs raise a RuntimeError instead of being returned.
+        """
         x, _ = self._prepare(x, None, "predict")
         batch_size = _check_batch_size(batch_size, "predict")
-        outputs = [backend.to_numpy(self.forward(self._to_batch(x[start:start + batch_size])))
-                   for start in range(0, len(x), batch_size)]
+        verbose = _check_verbose(verbose, "predict")
+        with np.errstate(**QUIET_FLOATS):
+            outputs = [backend.to_numpy(self.forward(self._to_batch(x[start:start + batch_size])))
+                       for start in range(0, len(x), batch_size)]
         if verbose:
             callbacks_module.ProgressBar(len(outputs)).finish()
-        return np.concatenate(outputs)
+        outputs = np.concatenate(outputs)
+        if not np.isfinite(outputs).all():
+            raise RuntimeError(_not_finite_outputs("predict"))
+        return outputs
 
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
@@ -394,6 +511,8 @@ class Sequential(Model):
 
     def __init__(self, layers=None, name=None):
         super().__init__(name=name or unique_name("sequential"))
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential expects a list of layers, got {type(layers).__name__}")
         for layer in layers or []:
             self.add(layer)
 
@@ -406,11 +525,16 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer, got {type(layer).__name__}")
+        input_shape = self.input_shape
+        if input_shape is None and not self.layers:
+            input_shape = layer.declared_input_shape
         self.layers.append(layer)
-        if not self.built and len(self.layers) == 1 and layer.declared_input_shape is not None:
-            self.input_shape = layer.declared_input_shape
-        if self.built:
-            self.build(self.input_shape)
+        if input_shape is not None:
+            try:
+                self.build(input_shape)
+            except Exception:
+                self.layers.pop()  # a layer that does not fit is not added
+                raise
 
 
 def load_model(filepath):
@@ -419,24 +543,81 @@ def load_model(filepath):
     return saving.load_model(filepath)
 
 
+# --- checks at the API boundary ---------------------------------------------------------------
 def _as_array(value, argument, what):
+    """`value` as a non-empty NumPy array of finite real numbers with a batch axis, or a clear error."""
     if value is None:
         raise ValueError(f"{what}: {argument} is required")
     if backend.is_gpu_array(value):
         value = backend.to_numpy(value)
-    array = np.asarray(value)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:  # e.g. nested lists of different lengths
+        raise ValueError(f"{what}: {argument} cannot be read as an array ({error}); "
+                         "give a NumPy array whose samples all have the same shape") from None
+    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+        raise TypeError(f"{what}: {argument} must hold real numbers, got dtype {array.dtype}")
     if array.ndim == 0:
         raise ValueError(f"{what}: {argument} must be an array with a batch axis, got a scalar")
+    if array.size == 0:
+        raise ValueError(f"{what}: {argument} is empty (shape {array.shape})")
+    if np.issubdtype(array.dtype, np.floating):
+        finite = np.isfinite(array)
+        if not finite.all():
+            first = tuple(int(i) for i in np.argwhere(~finite)[0])
+            raise ValueError(f"{what}: {argument} contains {int((~finite).sum())} NaN or infinite values "
+                             f"(the first at index {first})")
+        limit = np.finfo(backend.floatx()).max
+        if array.dtype.itemsize > np.dtype(backend.floatx()).itemsize and np.abs(array).max() > limit:
+            raise ValueError(f"{what}: {argument} holds values beyond {backend.floatx()}'s range "
+                             f"(|value| up to {np.abs(array).max():g}); scale it down")
     return array
 
 
-def _check_int(value, argument, what, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{what}: {argument} must be an int >= {minimum}, got {value!r}")
+def _shape_hint(shape, expected):
+    """A hint for the usual shape mistakes: no channel axis, or one sample without a batch axis."""
+    sample = tuple(expected[1:])
+    if len(shape) == len(expected) - 1 and tuple(shape[1:]) == sample[:-1] and sample[-1] == 1:
+        return f"; add the channel axis with x.reshape(-1, {', '.join(map(str, sample))})"
+    if tuple(shape) == sample:
+        return "; for a single sample add the batch axis with x[np.newaxis]"
+    return ""
 
 
 def _check_batch_size(batch_size, what):
     if batch_size is None:
         return DEFAULT_BATCH_SIZE
-    _check_int(batch_size, "batch_size", what, minimum=1)
-    return int(batch_size)
+    return check_int(batch_size, "batch_size", what)
+
+
+def _check_verbose(verbose, what):
+    """0 (silent), 1 (progress bar) or 2 (a line per epoch); 'auto' means 1, as in Keras."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1, 2):
+        raise ValueError(f"{what}: verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+    return int(verbose)
+
+
+def _check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)) or not all(
+            isinstance(c, callbacks_module.Callback) for c in callbacks):
+        raise TypeError(f"fit: callbacks must be a list of minicnn.callbacks.Callback objects, got {callbacks!r}")
+    return list(callbacks)
+
+
+# --- messages for a run that went wrong -------------------------------------------------------
+def _all_finite(arrays):
+    return all(bool(backend.get_array_module(a).isfinite(a).all()) for a in arrays)
+
+
+def _diverged(problem, where):
+    return (f"{where}: {problem}. Usual causes: a learning rate too high, inputs not scaled "
+            "(e.g. x / 255.), or weights that are already NaN.")
+
+
+def _not_finite_outputs(what):
+    return (f"{what}: the model's outputs contain NaN or infinite values; its weights may be NaN "
+            "(a diverged run) or the inputs far too large (scale them, e.g. x / 255.)")

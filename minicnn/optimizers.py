@@ -8,6 +8,7 @@ import math
 
 from minicnn import kernels
 from minicnn.backend import get_array_module
+from minicnn.utils.checks import check_bool, check_number
 
 
 class Optimizer:
@@ -17,9 +18,8 @@ class Optimizer:
     def __init__(self, learning_rate=0.001, lr=None):
         if lr is not None:  # the Keras 2 spelling, used by older tutorials
             learning_rate = lr
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be a positive number, got {learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = check_number(learning_rate, "learning_rate", type(self).__name__,
+                                          low=0, include_low=False)
         self.iterations = 0   # how many updates have been applied
         self.slots = {}       # slot name -> list of arrays, one per parameter
 
@@ -34,6 +34,7 @@ class Optimizer:
         params = [p for _, p in pairs]
         if not self.slots and self.slot_names:
             self.build(params)
+        self._check_slots(params)
         for index, (grad, param) in enumerate(pairs):
             if param.shape != grad.shape:
                 raise ValueError(
@@ -41,6 +42,12 @@ class Optimizer:
                 )
             self.update(index, param, grad)
         self.iterations += 1
+
+    def _check_slots(self, params):
+        for arrays in self.slots.values():
+            if len(arrays) != len(params) or any(a.shape != p.shape for a, p in zip(arrays, params)):
+                raise ValueError(f"{type(self).__name__}: this optimizer holds state for other parameters "
+                                 "(was it compiled into another model?); give each model its own optimizer")
 
     def update(self, index, param, grad):
         raise NotImplementedError
@@ -69,10 +76,8 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"SGD: momentum must be in [0, 1], got {momentum!r}")
-        self.momentum = float(momentum)
-        self.nesterov = bool(nesterov)
+        self.momentum = check_number(momentum, "momentum", "SGD", low=0, high=1)
+        self.nesterov = check_bool(nesterov, "nesterov", "SGD")
         self.slot_names = ("velocity",) if self.momentum else ()
 
     def update(self, index, param, grad):
@@ -106,12 +111,9 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
         super().__init__(learning_rate, **kwargs)
-        for arg, value in (("beta_1", beta_1), ("beta_2", beta_2)):
-            if not 0 <= value < 1:
-                raise ValueError(f"Adam: {arg} must be in [0, 1), got {value!r}")
-        if not epsilon > 0:
-            raise ValueError(f"Adam: epsilon must be positive, got {epsilon!r}")
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
+        self.beta_1 = check_number(beta_1, "beta_1", "Adam", low=0, high=1, include_high=False)
+        self.beta_2 = check_number(beta_2, "beta_2", "Adam", low=0, high=1, include_high=False)
+        self.epsilon = check_number(epsilon, "epsilon", "Adam", low=0, include_low=False)
 
     def step_size(self):
         """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) for the coming update t = iterations + 1."""

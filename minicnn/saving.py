@@ -1,17 +1,20 @@
 """The model file: one zip holding config.json and the arrays as .npy entries.
 
-    config.json             architecture, compile settings, minicnn version, array index
+    config.json             architecture, compile settings, training progress
+                            (completed epochs, random generator state), array index
     weights/<i>.npy         every layer's weights, in model.get_weights() order
     optimizer/<slot>_<i>.npy the optimizer's per-parameter state (Adam's m and v)
 
-Loading never unpickles (np.load(allow_pickle=False)) and checks every entry's
-shape before use; writing goes to a temporary file that is renamed into place,
-so a failed save never leaves a half-written file at the target path.
+Loading never unpickles (.npy entries are read with allow_pickle=False), checks
+every field of config.json and every entry's size, shape and values before use,
+and turns any damage into a ModelFileError. Writing goes to a temporary file that
+is renamed into place, so a failed save never leaves a half-written file behind.
 """
 import io
 import json
 import os
 import zipfile
+import zlib
 
 import numpy as np
 
@@ -23,6 +26,11 @@ from minicnn.utils.files import atomic_write
 FORMAT_NAME = "minicnn-model"
 FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; refuse anything absurd before parsing it
+NPY_HEADER_BYTES = 4096     # room for a .npy header on top of the array's data
+MAX_ITEM_BYTES = 8          # float64, the widest float minicnn writes
+# What reading a damaged zip entry can raise: bad CRC or header, broken deflate stream,
+# cut-off data, encrypted entries (RuntimeError), unknown compression (NotImplementedError).
+ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
 
 
 class ModelFileError(ValueError):
@@ -42,6 +50,8 @@ def model_config(model, include_optimizer=True):
         "input_shape": list(model.input_shape) if model.built else None,
         "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
         "compile": None,
+        # what resuming needs besides the weights: see Model.fit's initial_epoch
+        "training": {"completed_epochs": model.completed_epochs, "rng_state": backend.get_rng_state()},
     }
     if model.loss is not None:
         config["compile"] = {
@@ -74,90 +84,129 @@ def save_model(model, filepath, include_optimizer=True):
                 archive.writestr(f"optimizer/{name}_{i}.npy", _npy_bytes(array))
 
 
-def _read_array(archive, entry, expected_shape, path):
-    """One .npy entry, checked: present, not pickled, of the expected shape and float dtype."""
+# --- loading: every read is checked ---------------------------------------------------------
+def _read_entry(archive, entry, max_bytes, path):
+    """The bytes of one zip entry, refusing entries larger than max_bytes and damaged ones."""
     try:
         info = archive.getinfo(entry)
     except KeyError:
         raise ModelFileError(f"{path}: entry {entry!r} is missing") from None
-    header_allowance = 4096
-    limit = int(np.prod(expected_shape, dtype=np.int64)) * 8 + header_allowance
-    if info.file_size > limit:
-        raise ModelFileError(f"{path}: entry {entry!r} is {info.file_size} bytes, larger than an array "
-                             f"of shape {tuple(expected_shape)} can be")
+    if info.file_size > max_bytes:
+        raise ModelFileError(f"{path}: entry {entry!r} is {info.file_size} bytes; at most {max_bytes} expected")
     try:
-        array = np.load(io.BytesIO(archive.read(entry)), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        return archive.read(info)  # reads at most info.file_size bytes and checks the CRC
+    except ZIP_ERRORS as error:
+        raise ModelFileError(f"{path}: entry {entry!r} is damaged ({error})") from None
+
+
+def _read_array(archive, entry, expected_shape, path):
+    """One .npy entry, checked: present, not pickled, a finite float array of the expected shape."""
+    limit = int(np.prod(expected_shape, dtype=np.int64)) * MAX_ITEM_BYTES + NPY_HEADER_BYTES
+    data = _read_entry(archive, entry, limit, path)
+    try:
+        array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)  # .npy only, never a pickle
+    except (ValueError, OSError, EOFError) as error:
         raise ModelFileError(f"{path}: entry {entry!r} is not a valid array ({error})") from None
     if tuple(array.shape) != tuple(expected_shape) or array.dtype.kind != "f":
         raise ModelFileError(f"{path}: entry {entry!r} should be a float array of shape {tuple(expected_shape)}, "
                              f"got {array.dtype} of shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ModelFileError(f"{path}: entry {entry!r} holds NaN or infinite values")
     return array
 
 
+def _expect(ok, path, message):
+    if not ok:
+        raise ModelFileError(f"{path}: config.json {message}")
+
+
+def _is_count(value):
+    """An int >= 0 (JSON's true/false are not counts)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _read_config(archive, path):
+    """config.json parsed and its structure checked (values are checked when used)."""
+    if "config.json" not in archive.namelist():
+        raise ModelFileError(f"{path}: not a minicnn model file (no config.json inside)")
+    raw = _read_entry(archive, "config.json", MAX_CONFIG_BYTES, path)
     try:
-        info = archive.getinfo("config.json")
-    except KeyError:
-        raise ModelFileError(f"{path}: not a minicnn model file (no config.json inside)") from None
-    if info.file_size > MAX_CONFIG_BYTES:
-        raise ModelFileError(f"{path}: config.json is {info.file_size} bytes; at most {MAX_CONFIG_BYTES} expected")
-    try:
-        config = json.loads(archive.read("config.json").decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
+        config = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
         raise ModelFileError(f"{path}: config.json is not valid JSON ({error})") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT_NAME:
-        raise ModelFileError(f"{path}: not a minicnn model file (format {config.get('format') if isinstance(config, dict) else None!r})")
+        found = config.get("format") if isinstance(config, dict) else None
+        raise ModelFileError(f"{path}: not a minicnn model file (format {found!r})")
     if config.get("format_version") != FORMAT_VERSION:
         raise ModelFileError(f"{path}: format version {config.get('format_version')!r}, "
                              f"this minicnn reads version {FORMAT_VERSION}")
+    _expect(config.get("name") is None or isinstance(config["name"], str), path, "has a name that is not a string")
+    _expect(isinstance(config.get("input_shape"), list), path, "has no input_shape")
+    layers = config.get("layers")
+    _expect(isinstance(layers, list) and layers, path, "lists no layers")
+    _expect(all(isinstance(e, dict) and isinstance(e.get("config"), dict) for e in layers), path,
+            "has a layer entry without a config")
+    weights = config.get("weights")
+    _expect(isinstance(weights, list) and all(isinstance(s, list) and all(map(_is_count, s)) for s in weights),
+            path, "has no valid weight list (shapes of ints)")
+    _expect(config.get("compile") is None or isinstance(config["compile"], dict), path, "has bad compile settings")
+    _expect(isinstance(config.get("training", {}), dict), path, "has bad training settings")
     return config
 
 
 def _build_layers(config, path):
     built = []
-    for entry in config.get("layers", []):
+    for entry in config["layers"]:
         cls = layers_module.BY_CLASS_NAME.get(entry.get("class_name"))
         if cls is None:
             raise ModelFileError(f"{path}: unknown layer class {entry.get('class_name')!r}; "
                                  f"known: {sorted(layers_module.BY_CLASS_NAME)}")
         try:
             built.append(cls.from_config(dict(entry["config"])))
-        except (TypeError, ValueError, KeyError) as error:
+        except (TypeError, ValueError) as error:
             raise ModelFileError(f"{path}: layer {entry.get('class_name')} has a bad config ({error})") from None
     return built
 
 
 def load_model(filepath):
-    """Read a file written by save_model and return the compiled, trained model."""
+    """Read a file written by save_model and return the compiled, trained model.
+
+    Raises FileNotFoundError (or PermissionError...) when the path cannot be opened, and
+    ModelFileError (a ValueError) for anything that is not an intact minicnn model file.
+    Nothing in the file is ever executed: arrays are read without pickle, layers,
+    losses and optimizers are looked up by name among minicnn's own.
+    """
     from minicnn.models import Model, Sequential
 
     path = os.fspath(filepath)
     try:
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        if isinstance(error, FileNotFoundError):
-            raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise  # the path is wrong, not the file
+    except ZIP_ERRORS as error:
         raise ModelFileError(f"{path}: not a minicnn model file (not a readable zip: {error})") from None
     with archive:
         config = _read_config(archive, path)
         cls = Sequential if config.get("class_name") == "Sequential" else Model
         model = cls(name=config.get("name"))
         model.layers = _build_layers(config, path)
-        if config.get("input_shape") is None:
-            raise ModelFileError(f"{path}: config.json has no input_shape")
-        try:
+        rng_state = backend.get_rng_state()  # building draws initial weights, soon replaced:
+        try:                                 # the global generator is put back as it was
             model.build(tuple(config["input_shape"]))
-        except (TypeError, ValueError) as error:
+        except (TypeError, ValueError, OverflowError) as error:
             raise ModelFileError(f"{path}: the saved layers do not fit together ({error})") from None
+        except MemoryError:
+            raise ModelFileError(f"{path}: the saved architecture is too large to build in memory") from None
+        finally:
+            backend.set_rng_state(rng_state)
         expected = [tuple(w.shape) for w in model.get_weights()]
-        if [tuple(s) for s in config.get("weights", [])] != expected:
+        if [tuple(s) for s in config["weights"]] != expected:
             raise ModelFileError(f"{path}: the weight list in config.json does not match the architecture")
         model.set_weights([_read_array(archive, f"weights/{i}.npy", shape, path)
                            for i, shape in enumerate(expected)])
-        compiled = config.get("compile")
-        if compiled:
-            _restore_compile(model, compiled, archive, path)
+        if config.get("compile"):
+            _restore_compile(model, config["compile"], archive, path)
+        _restore_training(model, config.get("training", {}), path)
     return model
 
 
@@ -166,16 +215,34 @@ def _restore_compile(model, compiled, archive, path):
         optimizer_class = optimizers.get(compiled["optimizer"]["name"]).__class__
         optimizer = optimizer_class(**compiled["optimizer"]["config"])
         loss = losses.get(compiled["loss"]["name"]).__class__(**compiled["loss"]["config"])
+        model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics", []))
     except (KeyError, TypeError, ValueError) as error:
-        raise ModelFileError(f"{path}: bad compile settings ({error})") from None
-    model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics", []))
+        raise ModelFileError(f"{path}: bad compile settings ({error!r})") from None
     state = compiled.get("optimizer_state")
-    if state:
-        shapes = [tuple(layer.params[key].shape) for layer, key in model.trainable_params()]
-        slots = {}
-        for name, count in state.get("slots", {}).items():
-            if name not in optimizer.slot_names or count != len(shapes):
-                raise ModelFileError(f"{path}: optimizer slot {name!r} does not fit the model")
-            slots[name] = [_read_array(archive, f"optimizer/{name}_{i}.npy", shape, path).astype(backend.floatx())
-                           for i, shape in enumerate(shapes)]
-        optimizer.set_state(state.get("iterations", 0), slots)
+    if not state:
+        return
+    _expect(isinstance(state, dict) and _is_count(state.get("iterations"))
+            and isinstance(state.get("slots", {}), dict), path, "has a bad optimizer state")
+    shapes = [tuple(layer.params[key].shape) for layer, key in model.trainable_params()]
+    counts = state.get("slots", {})
+    _expect(not counts or (set(counts) == set(optimizer.slot_names)
+                           and all(count == len(shapes) for count in counts.values())),
+            path, f"has optimizer slots {counts} that do not fit {optimizer.name} on this model")
+    slots = {name: [_read_array(archive, f"optimizer/{name}_{i}.npy", shape, path).astype(backend.floatx())
+                    for i, shape in enumerate(shapes)]
+             for name in counts}
+    optimizer.set_state(state["iterations"], slots)
+
+
+def _restore_training(model, training, path):
+    """The number of completed epochs and the random generator state, for fit(initial_epoch=...)."""
+    epochs = training.get("completed_epochs", 0)
+    _expect(_is_count(epochs), path, f"has completed_epochs={epochs!r}; expected an int >= 0")
+    rng_state = training.get("rng_state")
+    if rng_state is not None:
+        try:  # try it on a spare generator of the same kind: the global one stays untouched
+            type(backend.rng().bit_generator)().state = rng_state
+        except (TypeError, ValueError, KeyError, OverflowError) as error:
+            raise ModelFileError(f"{path}: config.json has a bad random generator state ({error!r})") from None
+    model.completed_epochs = epochs
+    model.rng_state = rng_state

@@ -4,6 +4,7 @@
 """
 from minicnn import activations
 from minicnn.layers.core import Activation
+from minicnn.utils.checks import check_number
 
 
 class LeakyReLU(Activation):
@@ -18,10 +19,9 @@ class LeakyReLU(Activation):
                 f"LeakyReLU: give negative_slope or alpha, not both (got {negative_slope!r} and {alpha!r})"
             )
         slope = next((s for s in (negative_slope, alpha) if s is not None), 0.3)
-        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or slope < 0:
-            raise ValueError(f"LeakyReLU: negative_slope must be a number >= 0, got {slope!r}")
+        slope = check_number(slope, "negative_slope", "LeakyReLU", low=0)
         super().__init__(activations.LeakyReLU(slope), **kwargs)
-        self.negative_slope = float(slope)
+        self.negative_slope = slope
 
     @property
     def alpha(self):

@@ -7,10 +7,12 @@
 `params` hold the trainable weights (kernel, bias, gamma, beta); `state` holds the
 weights a layer updates itself (BatchNormalization's moving_mean / moving_variance).
 """
+import numbers
 import re
 
 from minicnn import backend, kernels
 from minicnn import initializers as init_module
+from minicnn.utils.checks import check_bool
 
 _name_counts = {}
 
@@ -33,19 +35,33 @@ def snake_case(class_name):
     return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
+def _positive_ints(values):
+    """True for a tuple or list of ints > 0 (bools are not sizes)."""
+    return isinstance(values, (tuple, list)) and all(
+        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v > 0 for v in values)
+
+
 def as_pair(value, argument, layer):
     """3 -> (3, 3); (3, 2) stays. Each entry must be a positive int."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in pair):
+    pair = (value, value) if isinstance(value, numbers.Integral) else value
+    if not _positive_ints(pair) or len(pair) != 2:
         raise ValueError(f"{layer}: {argument} must be a positive int or a pair of them, got {value!r}")
-    return pair
+    return int(pair[0]), int(pair[1])
 
 
 def check_padding(padding, layer):
-    name = str(padding).lower()
+    name = padding.lower() if isinstance(padding, str) else padding
     if name not in ("valid", "same"):
         raise ValueError(f"{layer}: padding must be 'valid' or 'same', got {padding!r}")
     return name
+
+
+def check_shape(shape, argument, layer):
+    """A sample shape such as (28, 28, 1): a tuple or list of positive ints."""
+    if not _positive_ints(shape) or not shape:
+        raise ValueError(f"{layer}: {argument} must be a tuple of positive ints such as (28, 28, 1), "
+                         f"got {shape!r}")
+    return tuple(int(size) for size in shape)
 
 
 class SymbolicTensor:
@@ -63,8 +79,11 @@ class Layer:
     """Base class: naming, parameter bookkeeping, weights I/O and shape checks."""
 
     def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None):
-        self.name = name or unique_name(snake_case(type(self).__name__))
-        self.trainable = trainable
+        who = type(self).__name__
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{who}: name must be a string, got {name!r}")
+        self.trainable = check_bool(trainable, "trainable", who)
+        self.name = name or unique_name(snake_case(who))
         self.params = {}   # name -> array, trained by the optimizer
         self.grads = {}    # name -> array, filled by backward()
         self.state = {}    # name -> array, updated by the layer itself
@@ -75,8 +94,13 @@ class Layer:
         self.input_shape = None
         # Keras lets the first layer say what comes in: input_shape=(28, 28, 1)
         if batch_input_shape is not None:
+            if not isinstance(batch_input_shape, (tuple, list)):
+                raise ValueError(f"{who}: batch_input_shape must be a tuple such as (None, 28, 28, 1), "
+                                 f"got {batch_input_shape!r}")
             input_shape = tuple(batch_input_shape)[1:]
-        self.declared_input_shape = (None,) + tuple(input_shape) if input_shape is not None else None
+        if input_shape is not None:
+            input_shape = check_shape(input_shape, "input_shape", who)
+        self.declared_input_shape = (None,) + input_shape if input_shape is not None else None
 
     # --- parameters ------------------------------------------------------------------
     def add_weight(self, name, shape, initializer, trainable=True):

@@ -1,10 +1,9 @@
 """Conv2D by im2col: every output pixel is one row of a matrix product."""
-import numpy as np
-
 from minicnn import activations, kernels
 from minicnn import initializers as init_module
 from minicnn.layers.base import Layer, as_pair, check_padding, window_geometry
 from minicnn.layers.core import ActivationMixin
+from minicnn.utils.checks import check_bool, check_int
 
 
 class Conv2D(ActivationMixin, Layer):
@@ -23,18 +22,16 @@ class Conv2D(ActivationMixin, Layer):
                  dilation_rate=(1, 1), activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
-            raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
         if data_format not in (None, "channels_last"):
             raise ValueError(f"Conv2D: only data_format='channels_last' (NHWC) is supported, got {data_format!r}")
         if as_pair(dilation_rate, "dilation_rate", "Conv2D") != (1, 1):
             raise ValueError(f"Conv2D: dilation_rate other than 1 is not supported, got {dilation_rate!r}")
-        self.filters = int(filters)
+        self.filters = check_int(filters, "filters", "Conv2D")
         self.kernel_size = as_pair(kernel_size, "kernel_size", "Conv2D")
         self.strides = as_pair(strides, "strides", "Conv2D")
         self.padding = check_padding(padding, "Conv2D")
         self.activation = activations.get(activation)
-        self.use_bias = use_bias
+        self.use_bias = check_bool(use_bias, "use_bias", "Conv2D")
         self.kernel_initializer = init_module.get(kernel_initializer)
         self.bias_initializer = init_module.get(bias_initializer)
 

@@ -5,6 +5,7 @@ from minicnn import activations, backend, kernels
 from minicnn import initializers as init_module
 from minicnn.backend import get_array_module
 from minicnn.layers.base import Layer
+from minicnn.utils.checks import check_bool, check_int, check_number
 
 
 class ActivationMixin:
@@ -34,11 +35,9 @@ class Dense(ActivationMixin, Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
-            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
-        self.units = int(units)
+        self.units = check_int(units, "units", "Dense")
         self.activation = activations.get(activation)
-        self.use_bias = use_bias
+        self.use_bias = check_bool(use_bias, "use_bias", "Dense")
         self.kernel_initializer = init_module.get(kernel_initializer)
         self.bias_initializer = init_module.get(bias_initializer)
 
@@ -103,11 +102,9 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
+        self.rate = check_number(rate, "rate", "Dropout", low=0, high=1, include_high=False)
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported by minicnn; leave it None")
-        self.rate = float(rate)
         self.seed = seed
         self.fixed_mask = None
 

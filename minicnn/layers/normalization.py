@@ -1,6 +1,8 @@
 """BatchNormalization (Keras's defaults: momentum 0.99, epsilon 1e-3, axis -1)."""
+from minicnn import initializers as init_module
 from minicnn.backend import get_array_module
 from minicnn.layers.base import Layer
+from minicnn.utils.checks import check_number
 
 
 class BatchNormalization(Layer):
@@ -20,20 +22,17 @@ class BatchNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
         super().__init__(**kwargs)
-        if axis not in (-1,) and not (isinstance(axis, int) and axis > 0):
+        if isinstance(axis, bool) or not isinstance(axis, int) or not (axis == -1 or axis > 0):
             raise ValueError(f"BatchNormalization: axis must be the channel axis (-1), got {axis!r}")
-        if not 0 <= momentum <= 1:
-            raise ValueError(f"BatchNormalization: momentum must be in [0, 1], got {momentum!r}")
-        if not epsilon > 0:
-            raise ValueError(f"BatchNormalization: epsilon must be positive, got {epsilon!r}")
         self.axis = axis
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
+        self.momentum = check_number(momentum, "momentum", "BatchNormalization", low=0, high=1)
+        self.epsilon = check_number(epsilon, "epsilon", "BatchNormalization", low=0, include_low=False)
         self.center = center
         self.scale = scale
-        self.initializers = {"gamma": gamma_initializer, "beta": beta_initializer,
-                             "moving_mean": moving_mean_initializer,
-                             "moving_variance": moving_variance_initializer}
+        self.initializers = {"gamma": init_module.get(gamma_initializer),
+                             "beta": init_module.get(beta_initializer),
+                             "moving_mean": init_module.get(moving_mean_initializer),
+                             "moving_variance": init_module.get(moving_variance_initializer)}
 
     def build(self, input_shape):
         if self.axis not in (-1, len(input_shape) - 1):

@@ -438,6 +438,17 @@ class Model:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
+    # --- looking inside (minicnn.inspect) -----------------------------------------------------
+    def trace(self, x, y=None, training=True):
+        """Each layer's input, output and (with y) gradients for one batch: see minicnn.inspect.trace."""
+        from minicnn import inspect
+        return inspect.trace(self, x, y, training=training)
+
+    def profile(self, x, y, steps=5, warmup=1):
+        """Forward/backward milliseconds of each layer in a training step: see minicnn.inspect.profile."""
+        from minicnn import inspect
+        return inspect.profile(self, x, y, steps=steps, warmup=warmup)
+
     # --- weights, devices, files ------------------------------------------------------------
     def get_weights(self):
         """Every layer's weights, in Keras's order, as NumPy arrays."""

@@ -1,4 +1,6 @@
-"""Matplotlib helpers for the Fashion-MNIST lab: training curves, image grids, confusion matrix.
+"""Matplotlib helpers: training curves, image grids, confusion matrix (the Fashion-MNIST lab), and
+pictures of the inside of a model: first-layer filters, feature maps, activation histograms,
+gradient norms over training, and the time profile of a training step (see minicnn.inspect).
 
 Every helper draws one figure and returns it (a ``matplotlib.figure.Figure``). Give ``path`` and the
 figure is also written there as a PNG, atomically: into a temporary file in the same folder first, then
@@ -14,7 +16,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 
 def has_display():
@@ -34,6 +36,9 @@ def _use_agg_without_display():
 _use_agg_without_display()
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
+from minicnn import backend  # noqa: E402
+from minicnn.inspect import trace  # noqa: E402
+from minicnn.layers import Conv2D  # noqa: E402
 from minicnn.utils.files import atomic_write  # noqa: E402
 
 PNG_DPI = 100                  # pixels per inch of saved figures
@@ -41,6 +46,10 @@ IMAGE_SIDE = 28                # Fashion-MNIST images are 28 x 28
 HISTORY_FIGSIZE = (11, 4)      # inches: two panels side by side
 GRID_CELL_INCHES = 2.2         # each image of a grid gets a square this big
 CONFUSION_FIGSIZE = (8, 7)
+SMALL_CELL_INCHES = 1.1        # filters and feature maps: many small squares
+PANEL_INCHES = (3.2, 2.4)      # one histogram panel
+FILTER_CMAP = "bwr"            # blue < 0, white = 0, red > 0: the sign of a weight at a glance
+FEATURE_CMAP = "viridis"
 
 ACCURACY_KEYS = ("accuracy", "acc")          # Keras 3 name first, then the old Keras 2 name
 VAL_ACCURACY_KEYS = ("val_accuracy", "val_acc")
@@ -216,5 +225,162 @@ def plot_confusion_matrix(y_true, y_pred, class_names, path=None):
     return _finish(fig, path)
 
 
+# --- inside the layers --------------------------------------------------------------------------------
+def _image_grid(rows, cols, cell_height=SMALL_CELL_INCHES):
+    """A figure of rows x cols small axes for images, without ticks (a y label still shows)."""
+    fig, axes = plt.subplots(rows, cols, figsize=(SMALL_CELL_INCHES * cols, cell_height * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig, axes
+
+
+def _remove_unused(axes, used):
+    """Take the axes after the first `used` (in row order) off the figure, so fig.axes lists only drawn ones."""
+    for ax in list(axes.flat)[used:]:
+        ax.remove()
+
+
+def first_conv_kernel(model_or_kernel):
+    """The kernel (KH, KW, C, F) of a model's first Conv2D layer, or the given kernel, as a NumPy array."""
+    if hasattr(model_or_kernel, "layers"):
+        convs = [layer for layer in model_or_kernel.layers if isinstance(layer, Conv2D)]
+        if not convs:
+            raise ValueError("plot_filters: the model has no Conv2D layer")
+        model_or_kernel = convs[0].params["kernel"]
+    kernel = backend.to_numpy(model_or_kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"plot_filters: expected a Conv2D kernel of shape (KH, KW, C, F), got {kernel.shape}")
+    return kernel
+
+
+def plot_filters(model_or_kernel, channel=0, cols=8, path=None):
+    """The filters of a model's first Conv2D layer (or of a kernel (KH, KW, C, F)), one image each.
+
+    Cell f shows kernel[:, :, channel, f], the weights filter f applies to input channel `channel`.
+    One colour scale for all, symmetric around 0: blue negative, white 0, red positive.
+    Returns the Figure: F axes (filter order), then the colour bar.
+    """
+    kernel = first_conv_kernel(model_or_kernel)
+    filters = kernel.shape[3]
+    limit = float(np.abs(kernel[:, :, channel, :]).max()) or 1.0
+    cols = min(cols, filters)
+    fig, axes = _image_grid(-(-filters // cols), cols)
+    for f, ax in enumerate(axes.flat[:filters]):
+        shown = ax.imshow(kernel[:, :, channel, f], cmap=FILTER_CMAP, vmin=-limit, vmax=limit,
+                          interpolation="none")
+        ax.set_title(f"#{f}", fontsize=8)
+    _remove_unused(axes, filters)
+    fig.suptitle(f"First-layer filters {kernel.shape[0]}x{kernel.shape[1]}, input channel {channel}")
+    fig.tight_layout()
+    fig.colorbar(shown, ax=fig.axes, shrink=0.6)
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_feature_maps(model, image, max_maps=8, path=None):
+    """What every Conv2D layer makes of one image: its first `max_maps` output channels.
+
+    image: (H, W) or (H, W, C), as the model takes it (one image, no batch axis). The first row
+    shows the image; then one row per Conv2D layer, in order, channel k in column k
+    (the layer's output, inference mode). Returns the Figure: the image's axes, then the maps row by row.
+    """
+    image = np.asarray(image)
+    if image.ndim == len(model.input_shape) - 2:     # (H, W) for a one-channel model
+        image = image[..., None]
+    records = trace(model, image[None], training=False)
+    convs = [r for r in records if isinstance(model.layers[r.index], Conv2D)]
+    cols = max(1, min(max_maps, max([r.output.shape[-1] for r in convs], default=1)))
+    fig, axes = _image_grid(1 + len(convs), cols, cell_height=1.15 * SMALL_CELL_INCHES)  # room for titles
+    axes[0, 0].imshow(_as_2d_image(image[..., :1]), cmap="gray", interpolation="none")
+    axes[0, 0].set_title("input", fontsize=8)
+    for ax in axes[0, 1:]:
+        ax.remove()
+    for row, record in zip(axes[1:], convs):
+        maps = record.output[0]                      # (OH, OW, F)
+        shown = min(cols, maps.shape[-1])
+        for k, ax in enumerate(row[:shown]):
+            ax.imshow(maps[:, :, k], cmap=FEATURE_CMAP, interpolation="none")
+            ax.set_title(f"#{k}", fontsize=8)
+        row[0].set_ylabel(f"{record.name}\n{'x'.join(map(str, maps.shape))}", fontsize=8)
+        for ax in row[shown:]:
+            ax.remove()
+    fig.suptitle("Feature maps of each Conv2D layer")
+    return _finish(fig, path)
+
+
+def plot_activation_histograms(records, value="output", bins=50, cols=4, log=False, path=None):
+    """A histogram per layer of one array of trace() records: 'output' (default), 'preactivation',
+    'grad_output' or 'grad_input'. Flatten layers are skipped (their output is their input).
+
+    Each panel counts every entry of the batch in `bins` equal bins, titled with the layer's name,
+    mean and std (and, for ReLU / LeakyReLU, the share of inputs below 0). log=True draws the
+    counts on a log scale, which shows the tails (useful for gradients). Returns the Figure.
+    """
+    shown = [r for r in records if r.type != "Flatten" and getattr(r, value) is not None]
+    if not shown:
+        raise ValueError(f"plot_activation_histograms: no record holds {value!r} "
+                         "(gradients need trace(model, x, y) with targets y)")
+    cols = min(cols, len(shown))
+    rows = -(-len(shown) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows), squeeze=False)
+    for ax, record in zip(axes.flat, shown):
+        data = getattr(record, value).astype(np.float64).ravel()
+        ax.hist(data, bins=bins, color="tab:blue", log=log)
+        if not log:
+            ax.yaxis.set_major_formatter(EngFormatter())   # 500 k, 1 M: no '1e6' over the title
+        title = f"{record.name}\nmean {data.mean():.3g}, std {data.std():.3g}"
+        if record.activation in ("relu", "leaky_relu") and record.preactivation is not None:
+            title += f", {100 * np.mean(record.preactivation < 0):.0f}% < 0"
+        ax.set_title(title, fontsize=8)
+        ax.tick_params(labelsize=7)
+    _remove_unused(axes, len(shown))
+    fig.suptitle(f"{value} of each layer, one batch")
+    return _finish(fig, path)
+
+
+def plot_gradient_norms(norms, path=None):
+    """Each layer's gradient norm ||dL/d params|| over training, one line per layer, log scale.
+
+    norms: a minicnn.inspect.GradientNormLogger (its batch_norms; dotted lines mark the epoch ends)
+    or a dict layer name -> values, one per batch. Batches are numbered from 1. Returns the Figure.
+    """
+    series = getattr(norms, "batch_norms", norms)
+    fig, ax = plt.subplots(figsize=HISTORY_FIGSIZE)
+    for name, values in series.items():
+        ax.plot(range(1, len(values) + 1), values, label=name)
+    for end in getattr(norms, "epoch_ends", [])[:-1]:
+        ax.axvline(end + 0.5, color="grey", linestyle=":", linewidth=1)
+    ax.set_yscale("log")
+    ax.set_xlabel("batch")
+    ax.set_ylabel("gradient norm")
+    ax.set_title("Gradient norm of each layer during training")
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
+def plot_profile(profile, path=None):
+    """The time profile of a training step (minicnn.inspect.profile) as bars: forward and backward
+    milliseconds of each layer, then the optimizer update and the rest. Returns the Figure."""
+    layers = len(profile.layers)
+    labels = [t.name for t in profile.layers] + ["optimizer update", "other (loss, Python)"]
+    forward = [t.forward_ms for t in profile.layers]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(labels) + 1.5))
+    ax.barh(range(layers), forward, color="tab:blue", label="forward")
+    ax.barh(range(layers), [t.backward_ms for t in profile.layers], left=forward, color="tab:orange",
+            label="backward")
+    ax.barh([layers, layers + 1], [profile.optimizer_ms, max(profile.other_ms, 0.0)], color="tab:gray",
+            label="rest of the step")
+    ax.set_yticks(range(len(labels)), labels=labels, fontsize=8)
+    ax.invert_yaxis()                                   # first layer on top
+    ax.set_xlabel("milliseconds per training step")
+    ax.set_title(f"Time per training step: {profile.step_ms:.1f} ms "
+                 f"(batch {profile.batch_size}, {profile.device})")
+    ax.legend(fontsize=8)
+    return _finish(fig, path)
+
+
 __all__ = ["has_display", "save_figure", "history_dict", "plot_history", "plot_comparison",
-           "plot_images", "plot_sample_images", "plot_confusion_matrix"]
+           "plot_images", "plot_sample_images", "plot_confusion_matrix", "first_conv_kernel", "plot_filters",
+           "plot_feature_maps", "plot_activation_histograms", "plot_gradient_norms", "plot_profile"]

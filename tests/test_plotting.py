@@ -230,3 +230,156 @@ def test_save_figure_leaves_no_file_when_drawing_fails(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="disk full"):
         plotting.save_figure(fig, tmp_path / "fig.png")
     assert os.listdir(tmp_path) == []
+
+
+# --- inside the layers: filters, feature maps, histograms, gradient norms, profile ------------------------
+def conv_model(filters=(4, 6)):
+    """Two Conv2D layers (with LeakyReLU and pooling between) on 8x8 images, then a softmax classifier."""
+    from minicnn.layers import Conv2D, Dense, Flatten, LeakyReLU, MaxPooling2D
+    from minicnn.models import Sequential
+
+    model = Sequential([Conv2D(filters[0], 3, padding="same", input_shape=(8, 8, 1)), LeakyReLU(alpha=0.1),
+                        MaxPooling2D(2), Conv2D(filters[1], 3, padding="same"), Flatten(),
+                        Dense(3, activation="softmax")])
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    return model
+
+
+def test_plot_filters_shows_each_kernel_slice_on_one_symmetric_scale(tmp_path):
+    model = conv_model(filters=(5, 6))
+    kernel = model.layers[0].params["kernel"]
+    path = tmp_path / "filters.png"
+    fig = plotting.plot_filters(model, cols=3, path=path)
+    image_axes = [ax for ax in fig.axes if ax.images]
+    assert len(image_axes) == 5 and len(fig.axes) == 5 + 1     # 5 filters, then the colour bar
+    limit = np.abs(kernel).max()
+    assert fig.axes[-1].get_ylim() == pytest.approx((-limit, limit))
+    for f, ax in enumerate(image_axes):
+        np.testing.assert_array_equal(ax.images[0].get_array(), kernel[:, :, 0, f])
+        assert ax.images[0].get_clim() == pytest.approx((-limit, limit))
+        assert ax.get_title() == f"#{f}"
+    assert_png(path)
+
+
+def test_plot_filters_takes_a_kernel_and_a_channel():
+    kernel = np.random.default_rng(0).standard_normal((3, 3, 2, 4))
+    fig = plotting.plot_filters(kernel, channel=1)
+    for f in range(4):
+        np.testing.assert_array_equal(fig.axes[f].images[0].get_array(), kernel[:, :, 1, f])
+    with pytest.raises(ValueError, match=r"\(KH, KW, C, F\)"):
+        plotting.plot_filters(np.zeros((3, 3)))
+
+
+def test_plot_filters_needs_a_conv_layer():
+    from minicnn.layers import Dense
+    from minicnn.models import Sequential
+
+    with pytest.raises(ValueError, match="no Conv2D"):
+        plotting.plot_filters(Sequential([Dense(2, input_shape=(3,))]))
+
+
+def test_plot_feature_maps_shows_every_conv_layers_output(tmp_path):
+    model = conv_model(filters=(4, 12))
+    image = np.random.default_rng(1).random((8, 8, 1)).astype(np.float32)
+    expected, a = [], image[None]
+    for layer in model.layers:                       # the conv outputs, computed here layer by layer
+        a = layer.forward(a)
+        if type(layer).__name__ == "Conv2D":
+            expected.append(a[0])
+    path = tmp_path / "maps.png"
+    fig = plotting.plot_feature_maps(model, image, max_maps=8, path=path)
+    assert len(fig.axes) == 1 + 4 + 8                 # the image, 4 maps, then the first 8 of 12
+    np.testing.assert_array_equal(fig.axes[0].images[0].get_array(), image[..., 0])
+    shown = fig.axes[1:]
+    for k in range(4):
+        np.testing.assert_allclose(shown[k].images[0].get_array(), expected[0][:, :, k], rtol=1e-6)
+    for k in range(8):
+        np.testing.assert_allclose(shown[4 + k].images[0].get_array(), expected[1][:, :, k], rtol=1e-6)
+    assert shown[0].get_ylabel() == f"{model.layers[0].name}\n8x8x4"
+    assert_png(path)
+
+
+def test_plot_feature_maps_accepts_an_image_without_channel_axis():
+    model = conv_model()
+    fig = plotting.plot_feature_maps(model, np.ones((8, 8)), max_maps=2)
+    assert len(fig.axes) == 1 + 2 + 2
+
+
+def traced(model, n=6):
+    from minicnn import inspect
+    from minicnn.utils import to_categorical
+
+    rng = np.random.default_rng(2)
+    return inspect.trace(model, rng.random((n, 8, 8, 1)), to_categorical(rng.integers(0, 3, n), 3))
+
+
+def test_plot_activation_histograms_counts_each_layers_values(tmp_path):
+    model = conv_model()
+    records = traced(model)
+    path = tmp_path / "hist.png"
+    fig = plotting.plot_activation_histograms(records, bins=20, path=path)
+    shown = [r for r in records if r.type != "Flatten"]
+    assert len(fig.axes) == len(shown)
+    for ax, record in zip(fig.axes, shown):
+        counts, edges = np.histogram(record.output.astype(np.float64).ravel(), bins=20)
+        np.testing.assert_array_equal([p.get_height() for p in ax.patches], counts)
+        np.testing.assert_allclose([p.get_x() for p in ax.patches], edges[:-1])
+        assert ax.get_title().startswith(record.name + "\n")
+    leaky = fig.axes[1]
+    assert f"{100 * np.mean(records[1].input < 0):.0f}% < 0" in leaky.get_title()
+    assert_png(path)
+
+
+def test_plot_activation_histograms_of_gradients():
+    records = traced(conv_model())
+    fig = plotting.plot_activation_histograms(records, value="grad_output", bins=10, log=True)
+    counts, _ = np.histogram(records[0].grad_output.ravel(), bins=10)
+    np.testing.assert_array_equal([p.get_height() for p in fig.axes[0].patches], counts)
+    assert fig.axes[0].get_yscale() == "log"
+    from minicnn import inspect
+    forward_only = inspect.trace(conv_model(), np.zeros((1, 8, 8, 1)))
+    with pytest.raises(ValueError, match="grad_output"):
+        plotting.plot_activation_histograms(forward_only, value="grad_output")
+
+
+def test_plot_gradient_norms_draws_one_line_per_layer(tmp_path):
+    from minicnn import inspect
+    from minicnn.utils import to_categorical
+
+    model = conv_model()
+    logger = inspect.GradientNormLogger()
+    rng = np.random.default_rng(3)
+    model.fit(rng.random((12, 8, 8, 1)), to_categorical(rng.integers(0, 3, 12), 3), batch_size=4, epochs=3,
+              verbose=0, callbacks=[logger])
+    path = tmp_path / "norms.png"
+    fig = plotting.plot_gradient_norms(logger, path=path)
+    ax = fig.axes[0]
+    for name, values in logger.batch_norms.items():
+        np.testing.assert_allclose(line(ax, name).get_ydata(), values)
+        np.testing.assert_array_equal(line(ax, name).get_xdata(), range(1, 10))
+    epoch_lines = [ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]
+    assert [ln.get_xdata()[0] for ln in epoch_lines] == [3.5, 6.5]     # between epochs 1|2 and 2|3
+    assert ax.get_yscale() == "log"
+    assert_png(path)
+
+
+def test_plot_gradient_norms_takes_a_dict():
+    fig = plotting.plot_gradient_norms({"conv": [1.0, 0.5], "dense": [2.0, 3.0]})
+    np.testing.assert_allclose(line(fig.axes[0], "dense").get_ydata(), [2.0, 3.0])
+
+
+def test_plot_profile_draws_the_milliseconds_as_bars(tmp_path):
+    from minicnn.inspect import LayerTiming, Profile
+
+    timings = [LayerTiming("conv", "Conv2D", 2.0, 3.0), LayerTiming("dense", "Dense", 0.5, 0.25)]
+    profile = Profile("cpu", 64, 3, timings, optimizer_ms=1.0, step_ms=7.0)
+    path = tmp_path / "profile.png"
+    fig = plotting.plot_profile(profile, path=path)
+    ax = fig.axes[0]
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == [2.0, 0.5, 3.0, 0.25, 1.0, 0.25]    # forward bars, backward bars, optimizer, other
+    assert [p.get_x() for p in ax.patches[2:4]] == [2.0, 0.5]   # backward stacked after forward
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["conv", "dense", "optimizer update",
+                                                           "other (loss, Python)"]
+    assert "7.0 ms" in ax.get_title()
+    assert_png(path)

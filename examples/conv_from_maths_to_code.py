@@ -1,0 +1,213 @@
+"""Conv2D from the maths to the code: one convolution computed three ways, all equal.
+
+Run it from the repository root:
+
+    python examples/conv_from_maths_to_code.py        # prints every step; draws out/conv_from_maths_to_code/im2col.png
+
+1. The formula, and the im2col matrix shapes of the lab's first layer (and of its other two), read
+   from the lab's own model (built by examples/fashion_mnist_lab.py) after a forward pass.
+2. im2col on a tiny image, printed: every row of the matrix is one window of the image.
+3. A small convolution (2 images, 2 channels, 3 filters) computed by plain loops over the formula,
+   by im2col + one matrix product (the reference im2col, plain NumPy), by the fast kernel (Numba),
+   and by minicnn's Conv2D layer. Small integer values make every sum exact, so the four results
+   must be equal to the last bit, not merely close.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))   # the lab script beside this one
+from fashion_mnist_lab import IMAGE_SHAPE, build_model    # noqa: E402  (also finds minicnn in a checkout)
+
+from minicnn import backend, kernels, plotting            # noqa: E402
+from minicnn.kernels import reference                     # noqa: E402
+from minicnn.layers import Conv2D                         # noqa: E402
+
+plt = plotting.plt
+LAB_BATCH = 64                     # the lab's batch size
+SMALL_CASES = [((1, 1), "same"), ((2, 2), "valid")]   # (strides, padding) of the small convolution
+
+
+def step(title):
+    print(f"\n=== {title} " + "=" * max(0, 70 - len(title)), flush=True)
+
+
+def pads_for(shape, kernel_size, strides, padding):
+    """(top, bottom, left, right) zero padding for an NHWC input, as Conv2D computes it."""
+    (kh, kw), (sh, sw) = kernel_size, strides
+    return kernels.padding_amounts(shape[1], kh, sh, padding) + kernels.padding_amounts(shape[2], kw, sw, padding)
+
+
+# --- the three ways ------------------------------------------------------------------------------
+def conv2d_loops(x, kernel, bias, strides, pads):
+    """The formula, one multiply-add at a time:
+
+        y[n, a, b, f] = bias[f] + sum over i, j, c of  xpad[n, a*SH + i, b*SW + j, c] * kernel[i, j, c, f]
+
+    x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F).
+    """
+    n_images, height, width, channels = x.shape
+    kh, kw, _, filters = kernel.shape
+    (sh, sw), (top, bottom, left, right) = strides, pads
+    xpad = np.zeros((n_images, height + top + bottom, width + left + right, channels), dtype=x.dtype)
+    xpad[:, top:top + height, left:left + width, :] = x
+    oh = (height + top + bottom - kh) // sh + 1
+    ow = (width + left + right - kw) // sw + 1
+    y = np.zeros((n_images, oh, ow, filters), dtype=x.dtype)
+    for n in range(n_images):
+        for a in range(oh):
+            for b in range(ow):
+                for f in range(filters):
+                    total = bias[f]
+                    for i in range(kh):
+                        for j in range(kw):
+                            for c in range(channels):
+                                total += xpad[n, a * sh + i, b * sw + j, c] * kernel[i, j, c, f]
+                    y[n, a, b, f] = total
+    return y
+
+
+def conv2d_im2col(x, kernel, bias, strides, pads, im2col):
+    """The same sum as one matrix product: y = im2col(x) @ kernel.reshape(KH*KW*C, F) + bias.
+
+    `im2col` is reference.im2col (plain NumPy) or kernels.im2col (the fast kernel for x's device).
+    """
+    kh, kw, _, filters = kernel.shape
+    col = im2col(x, kh, kw, strides, pads)                  # (N*OH*OW, KH*KW*C)
+    z = col @ kernel.reshape(-1, filters) + bias            # (N*OH*OW, F)
+    oh = kernels.output_size(x.shape[1], kh, strides[0], pads[0], pads[1])
+    ow = kernels.output_size(x.shape[2], kw, strides[1], pads[2], pads[3])
+    return z.reshape(x.shape[0], oh, ow, filters)           # (N, OH, OW, F)
+
+
+def conv2d_layer(x, kernel, bias, strides, padding):
+    """minicnn's Conv2D layer with the given weights (in x's float type)."""
+    layer = Conv2D(kernel.shape[3], kernel.shape[:2], strides=strides, padding=padding)
+    previous = backend.floatx()
+    backend.set_floatx(str(x.dtype))
+    try:
+        layer.build((None,) + x.shape[1:])
+    finally:
+        backend.set_floatx(previous)
+    layer.set_weights([kernel, bias])
+    return layer.forward(x)
+
+
+# --- 1. shapes of the lab's layers ----------------------------------------------------------------
+def lab_shapes():
+    """Run the lab's baseline forward on a batch of 64 and its first Conv2D layer backward, printing the shapes."""
+    step("1. The maths, and the shapes of the lab's first layer")
+    print("y[n, a, b, f] = bias[f] + sum_{i, j, c} xpad[n, a + i, b + j, c] * kernel[i, j, c, f]")
+    print("im2col puts each window xpad[n, a:a+3, b:b+3, :] in one row, so the sum becomes a matrix product.\n")
+    model = build_model(with_dropout=False)
+    x = np.random.default_rng(0).random((LAB_BATCH,) + IMAGE_SHAPE, dtype=np.float32)
+    model.forward(x)
+    convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
+    layer, f = convs[0], convs[0].filters
+    y = layer.forward(x)
+    kernel_matrix = layer.params["kernel"].reshape(-1, f)
+    dz = np.ones_like(y)
+    dx = layer.backward(dz)
+    rows = [
+        ("x: a batch of images", x.shape),
+        (f"padding 'same': (top, bottom, left, right) = {layer._pads}", None),
+        ("col = im2col(x): one row per output pixel", layer._col.shape),
+        ("kernel (KH, KW, C, F)", layer.params["kernel"].shape),
+        ("kernel.reshape(KH*KW*C, F)", kernel_matrix.shape),
+        ("z = col @ kernel + bias", (layer._col.shape[0], f)),
+        ("y = z.reshape(N, OH, OW, F)", y.shape),
+        ("backward: dz (N*OH*OW, F)", dz.reshape(-1, f).shape),
+        ("d_kernel = col.T @ dz, reshaped", layer.grads["kernel"].shape),
+        ("dcol = dz @ kernel.T", (layer._col.shape[0], kernel_matrix.shape[0])),
+        ("dx = col2im(dcol)", dx.shape),
+    ]
+    for text, shape in rows:
+        print(f"  {text:<58}{'' if shape is None else str(tuple(shape))}".rstrip())
+
+    print("\nThe lab's three Conv2D layers (batch 64, float32): the im2col matrix grows with the channels")
+    print(f"  {'layer':<10}{'input':<18}{'col':<18}{'kernel matrix':<16}{'col size':>10}")
+    for conv in convs:
+        col = conv._col
+        print(f"  {conv.name:<10}{str(conv._x_shape):<18}{str(col.shape):<18}"
+              f"{str(conv.params['kernel'].reshape(-1, conv.filters).shape):<16}{col.nbytes / 1e6:>8.1f} MB")
+
+
+# --- 2. im2col on a tiny image ------------------------------------------------------------------------
+def tiny_im2col(output):
+    """A 4x4 image with values 1..16, 3x3 windows, no padding: the 4 x 9 im2col matrix, and its picture."""
+    step("2. im2col on a tiny image")
+    x = np.arange(1, 17, dtype=np.float64).reshape(1, 4, 4, 1)
+    col = reference.im2col(x, 3, 3, (1, 1), (0, 0, 0, 0))
+    print("image (4 x 4):")
+    print(x[0, :, :, 0].astype(int))
+    print("im2col (one row per 3x3 window, read row by row):")
+    print(col.astype(int))
+    figure = draw_im2col(x[0, :, :, 0], col)
+    plotting.save_figure(figure, output / "im2col.png")
+    plt.close(figure)
+    print(f"Saved figure {output / 'im2col.png'}")
+    return col
+
+
+def draw_im2col(image, col):
+    """The image with its first window outlined, beside the im2col matrix with its first row outlined."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.2), gridspec_kw={"width_ratios": [4, 9]})
+    for ax, values, title in [(left, image, "image, first 3x3 window"), (right, col, "im2col: one window per row")]:
+        ax.imshow(values, cmap="Blues", vmin=0, vmax=image.max() * 1.6)
+        for (r, c), v in np.ndenumerate(values):
+            ax.text(c, r, str(int(v)), ha="center", va="center", fontsize=9)
+        ax.set_title(title)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    left.add_patch(plt.Rectangle((-0.5, -0.5), 3, 3, fill=False, edgecolor="red", linewidth=2))
+    right.add_patch(plt.Rectangle((-0.5, -0.5), col.shape[1], 1, fill=False, edgecolor="red", linewidth=2))
+    fig.tight_layout()
+    return fig
+
+
+# --- 3. one small convolution, three ways -------------------------------------------------------------
+def compare_ways(seed=0):
+    """Loops, reference im2col + matmul, fast im2col + matmul, Conv2D: are they equal? Returns True if all are."""
+    step("3. One small convolution, computed three ways (and by the Conv2D layer)")
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-3, 4, (2, 6, 6, 2)).astype(np.float64)         # small integers: exact sums
+    kernel = rng.integers(-2, 3, (3, 3, 2, 3)).astype(np.float64)
+    bias = rng.integers(-2, 3, 3).astype(np.float64)
+    fast = kernels.implementation(x).__name__
+    print(f"x {x.shape}, kernel {kernel.shape}, bias {bias.shape}; the fast kernel for this array is {fast}")
+    all_equal = True
+    for strides, padding in SMALL_CASES:
+        pads = pads_for(x.shape, kernel.shape[:2], strides, padding)
+        loops = conv2d_loops(x, kernel, bias, strides, pads)
+        ways = {"im2col (reference) + matmul": conv2d_im2col(x, kernel, bias, strides, pads, reference.im2col),
+                "im2col (fast kernel) + matmul": conv2d_im2col(x, kernel, bias, strides, pads, kernels.im2col),
+                "Conv2D layer": conv2d_layer(x, kernel, bias, strides, padding)}
+        print(f"\nstrides {strides}, padding {padding!r}: y {loops.shape}; "
+              f"filter 0 of image 0 by the loops:\n{loops[0, :, :, 0].astype(int)}")
+        for name, y in ways.items():
+            equal = bool(np.array_equal(y, loops))
+            print(f"  {name:<32} max |difference| from the loops = {np.abs(y - loops).max():.1e}   "
+                  f"{'equal' if equal else 'DIFFERENT'}")
+            all_equal = all_equal and equal
+    if all_equal:
+        print("\nAll equal: the loops, im2col + matmul and the fast kernel compute the same convolution.")
+    else:
+        print("\nMISMATCH: see the DIFFERENT lines above.")
+    return all_equal
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output", type=Path, default=Path("out/conv_from_maths_to_code"),
+                        help="folder for im2col.png (default out/conv_from_maths_to_code)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the small convolution's values")
+    args = parser.parse_args(argv)
+    lab_shapes()
+    tiny_im2col(args.output)
+    return 0 if compare_ways(args.seed) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""examples/conv_from_maths_to_code.py and examples/inside_the_layers.py, run as a learner runs them.
+
+Both run in a subprocess in a quick mode; the tests check the numbers they print and write.
+inside_the_layers.py needs Fashion-MNIST and is skipped where it is not installed.
+"""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn import inspect, kernels
+from minicnn.datasets import fashion_mnist
+from minicnn.models import load_model
+from minicnn.utils import to_categorical
+
+REPO = Path(__file__).resolve().parent.parent
+CONV_SCRIPT = REPO / "examples" / "conv_from_maths_to_code.py"
+INSIDE_SCRIPT = REPO / "examples" / "inside_the_layers.py"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUN_TIMEOUT_S = 300
+TRAIN_IMAGES, TRACE_IMAGES, BATCH = 320, 64, 64       # 5 training batches
+PARAM_LAYERS = ["conv2d", "conv2d_1", "conv2d_2", "dense", "dense_1"]
+INSIDE_FIGURES = {"filters", "feature_maps", "activation_histograms", "gradient_histograms", "profile"}
+
+needs_data = pytest.mark.skipif(fashion_mnist.find_data_dir() is None,
+                                reason="Fashion-MNIST not found (apt-get install dataset-fashion-mnist)")
+
+
+def run(script, *args):
+    env = dict(os.environ, MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run([sys.executable, str(script), *map(str, args)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, f"{script.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def load_example(path):
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- conv_from_maths_to_code.py ----------------------------------------------------------------------
+def test_conv_example_prints_the_labs_shapes_and_three_equal_results(tmp_path):
+    stdout = run(CONV_SCRIPT, "--output", tmp_path)
+    for text, shape in [("col = im2col(x)", "(50176, 9)"), ("kernel.reshape(KH*KW*C, F)", "(9, 32)"),
+                        ("z = col @ kernel + bias", "(50176, 32)"), ("y = z.reshape(N, OH, OW, F)", "(64, 28, 28, 32)"),
+                        ("d_kernel = col.T @ dz, reshaped", "(3, 3, 1, 32)"), ("dx = col2im(dcol)", "(64, 28, 28, 1)")]:
+        assert any(line.strip().startswith(text) and line.endswith(shape) for line in stdout.splitlines()), text
+    assert "(12544, 288)" in stdout and "(3136, 576)" in stdout      # the lab's second and third layer
+    assert "[ 1  2  3  5  6  7  9 10 11]" in stdout                   # the first window of the tiny image
+    assert stdout.count("max |difference| from the loops = 0.0e+00   equal") == 6
+    assert "All equal" in stdout and "DIFFERENT" not in stdout
+    assert (tmp_path / "im2col.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_conv_by_loops_on_a_hand_computed_example():
+    conv = load_example(CONV_SCRIPT)
+    x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)                      # [[1,2,3],[4,5,6],[7,8,9]]
+    kernel = np.zeros((2, 2, 1, 2))
+    kernel[:, :, 0, 0] = 1                                            # filter 0: sum of the window
+    kernel[0, 0, 0, 1], kernel[1, 1, 0, 1] = 1, -1                    # filter 1: top-left minus bottom-right
+    y = conv.conv2d_loops(x, kernel, np.array([0.0, 10.0]), (1, 1), (0, 0, 0, 0))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[12, 16], [24, 28]])
+    np.testing.assert_array_equal(y[0, :, :, 1], [[6, 6], [6, 6]])
+    padded = conv.conv2d_loops(x, kernel, np.zeros(2), (2, 2), (0, 1, 0, 1))   # zeros at the bottom/right
+    np.testing.assert_array_equal(padded[0, :, :, 0], [[12, 9], [15, 9]])
+
+
+@pytest.mark.parametrize("strides, pads", [((1, 1), (1, 1, 1, 1)), ((2, 1), (0, 1, 2, 0)), ((3, 3), (0, 0, 0, 0))])
+def test_conv_three_ways_agree_on_real_numbers(strides, pads):
+    conv = load_example(CONV_SCRIPT)
+    rng = np.random.default_rng(4)
+    x, kernel, bias = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
+    loops = conv.conv2d_loops(x, kernel, bias, strides, pads)
+    for im2col in (kernels.reference.im2col, kernels.im2col):
+        np.testing.assert_allclose(conv.conv2d_im2col(x, kernel, bias, strides, pads, im2col), loops, rtol=1e-12,
+                                   atol=1e-12)
+
+
+# --- inside_the_layers.py ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def inside_runs(tmp_path_factory):
+    """The example twice: training quickly, then looking at the model that run saved (--model)."""
+    trained = tmp_path_factory.mktemp("inside_trained")
+    stdout = run(INSIDE_SCRIPT, "--quick", "--train-images", TRAIN_IMAGES, "--seed", "0", "--output", trained)
+    loaded = tmp_path_factory.mktemp("inside_loaded")
+    stdout_loaded = run(INSIDE_SCRIPT, "--quick", "--model", trained / "model.h5py", "--profile-steps", "1",
+                        "--output", loaded)
+    read = lambda folder: json.loads((folder / "results.json").read_text())   # noqa: E731
+    return (trained, stdout, read(trained)), (loaded, stdout_loaded, read(loaded))
+
+
+@needs_data
+def test_inside_example_prints_every_table(inside_runs):
+    (_, stdout, results), _ = inside_runs
+    for heading in ["1. The model", "2. Trace one batch", "3. Figures", "4. Where the time", "5. Gradient check"]:
+        assert f"=== {heading}" in stdout
+    for s in results["stats"]:
+        assert f"{s['name']} ({s['type']})" in stdout
+    assert "|dL/dout| on its way back, from leaky_re_lu_3 to conv2d:" in stdout
+    assert "whole step" in stdout and "ok: all 11 arrays agree" in stdout
+
+
+@needs_data
+def test_inside_example_records_the_gradient_norms_of_every_batch(inside_runs):
+    (output, _, results), _ = inside_runs
+    batches = -(-TRAIN_IMAGES // BATCH)
+    assert list(results["gradient_norms"]) == PARAM_LAYERS
+    assert all(len(v) == batches and all(n > 0 for n in v) for v in results["gradient_norms"].values())
+    assert results["epoch_ends"] == [batches]
+    assert set(results["figures"]) == INSIDE_FIGURES | {"gradient_norms"}
+    for name in results["figures"].values():
+        assert (output / name).read_bytes().startswith(PNG_SIGNATURE)
+
+
+@needs_data
+def test_inside_example_stats_are_those_of_the_saved_model_on_the_test_images(inside_runs):
+    """Recompute the statistics here, from the saved model and the first 64 test images."""
+    (output, _, results), _ = inside_runs
+    model = load_model(output / "model.h5py")
+    _, (test_X, test_Y) = fashion_mnist.load_data()
+    x = test_X[:TRACE_IMAGES].reshape(-1, 28, 28, 1).astype("float32") / 255.
+    expected = inspect.stats(inspect.trace(model, x, to_categorical(test_Y[:TRACE_IMAGES], 10)))
+    assert [s["name"] for s in results["stats"]] == [s.name for s in expected]
+    for got, want in zip(results["stats"], expected):
+        assert got["output_shape"] == [TRACE_IMAGES] + list(want.output_shape[1:])
+        for key in ("mean", "std", "negative_share", "grad_output_norm", "grad_norm", "weight_norm"):
+            assert got[key] == pytest.approx(getattr(want, key), rel=1e-4, abs=1e-7), (got["name"], key)
+    shares = [s["negative_share"] for s in results["stats"]]
+    assert [share is not None for share in shares] == [s.type == "LeakyReLU" for s in expected]
+    assert all(0 < share < 1 for share in shares if share is not None)
+
+
+@needs_data
+def test_inside_example_profile_adds_up(inside_runs):
+    (_, _, results), _ = inside_runs
+    profile = results["profile"]
+    assert (profile["batch_size"], profile["steps"], profile["device"]) == (TRACE_IMAGES, 2, "cpu")
+    assert len(profile["layers"]) == len(results["stats"])
+    parts = sum(t["total_ms"] for t in profile["layers"]) + profile["optimizer_ms"] + profile["other_ms"]
+    assert parts == pytest.approx(profile["step_ms"])
+    for t in profile["layers"]:
+        assert t["share"] == pytest.approx(t["total_ms"] / profile["step_ms"])
+    assert results["gradcheck_status"] == 0
+
+
+@needs_data
+def test_inside_example_on_a_saved_model_sees_the_same_numbers(inside_runs):
+    (_, _, trained), (output, stdout, loaded) = inside_runs
+    assert loaded["epochs"] == 0 and loaded["gradient_norms"] == {}
+    assert "no gradient-norm curve" in stdout
+    assert set(loaded["figures"]) == INSIDE_FIGURES
+    for a, b in zip(trained["stats"], loaded["stats"]):
+        for key in ("mean", "std", "negative_share", "grad_output_norm", "grad_norm"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5, abs=1e-7), (a["name"], key)

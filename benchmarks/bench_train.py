@@ -90,37 +90,8 @@ def run_minicnn(job):
     y_valid = lab.one_hot(labels_valid) if x_valid is not None else None
     build_s = time.perf_counter() - start
 
-    class Clock(minicnn.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.step_times, self.epoch_end, self.last_end = [], None, None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.last_end = time.perf_counter()
-            self.step_times.append(self.last_end - self._t0)
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_end = time.perf_counter()
-
-    clock = Clock()
-    validation = (x_valid, y_valid) if job["epoch"] and x_valid is not None else None
-    fit_start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=1, verbose=0, shuffle=False,
-                        validation_data=validation, callbacks=[clock])
-    fit_wall = time.perf_counter() - fit_start
-    logs = {key: float(values[-1]) for key, values in history.history.items()}
-    extra = {"train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
-             "train_s": clock.last_end - fit_start, "fit_wall_s": fit_wall}
-    if validation is not None:
-        extra.update(val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
-                     val_s=clock.epoch_end - clock.last_end)
-    elif x_valid is not None:
-        t0 = time.perf_counter()
-        val_loss, val_acc = model.evaluate(x_valid, y_valid, batch_size=job["eval_batch_size"], verbose=0)
-        extra.update(val_loss=float(val_loss), val_accuracy=float(val_acc), val_s=time.perf_counter() - t0)
+    step_times, extra = lab.fit_one_epoch_timed(model, minicnn.callbacks.Callback, x_train, y_train,
+                                                x_valid, y_valid, job)
 
     layer_table = (time_layers(model, layers, x_train, y_train, job["batch_size"], job["layer_steps"])
                    if job["layer_steps"] else None)
@@ -133,12 +104,12 @@ def run_minicnn(job):
             numba_info["threading_layer"] = numba.threading_layer()
         except ValueError:   # no parallel kernel has run
             numba_info["threading_layer"] = "none used"
-    summary = lab.summarize_steps(clock.step_times, job["warmup"], job["batch_size"])
+    summary = lab.summarize_steps(step_times, job["warmup"], job["batch_size"])
     return {**summary, **extra, "framework": "minicnn", "version": minicnn.__version__,
             "import_s": import_s, "build_s": build_s,
             "kernels": kernel_module.__name__, "threads": {"threadpoolctl_limit": threads, **numba_info},
             "backend_info": {"blas": blas_info()}, "layers": layer_table,
-            "peak_rss_mb": lab.peak_rss_mb(), "step_times_s": [float(t) for t in clock.step_times]}
+            "peak_rss_mb": lab.peak_rss_mb(), "step_times_s": [float(t) for t in step_times]}
 
 
 def time_layers(model, spec, x, y, batch_size, steps):

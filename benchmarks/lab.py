@@ -19,6 +19,7 @@ Shapes (baseline, batch N):
 356,234 parameters.
 """
 import resource
+import time
 
 import numpy as np
 
@@ -239,3 +240,44 @@ def summarize_steps(step_times, warmup, batch_size=BATCH_SIZE):
 def peak_rss_mb():
     """Peak resident memory of this process (ru_maxrss, KiB on Linux) in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fit_one_epoch_timed(model, callback_class, x_train, y_train, x_valid, y_valid, job):
+    """Time one epoch of model.fit with a Keras-style API (minicnn and Keras share it).
+
+    callback_class is the framework's Callback base. y_valid is one-hot. Returns
+    (step_times, extra): the wall time of every training step, and the loss/accuracy
+    numbers with the training and validation seconds.
+    """
+    class Clock(callback_class):
+        def __init__(self):
+            super().__init__()
+            self.step_times, self.epoch_end, self.last_end = [], None, None
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._t0 = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.last_end = time.perf_counter()
+            self.step_times.append(self.last_end - self._t0)
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epoch_end = time.perf_counter()
+
+    clock = Clock()
+    validation = (x_valid, y_valid) if job["epoch"] and x_valid is not None else None
+    fit_start = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=1, verbose=0, shuffle=False,
+                        validation_data=validation, callbacks=[clock])
+    fit_wall = time.perf_counter() - fit_start
+    logs = {key: float(values[-1]) for key, values in history.history.items()}
+    extra = {"train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
+             "train_s": clock.last_end - fit_start, "fit_wall_s": fit_wall}
+    if validation is not None:
+        extra.update(val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
+                     val_s=clock.epoch_end - clock.last_end)
+    elif x_valid is not None:
+        t0 = time.perf_counter()
+        val_loss, val_acc = model.evaluate(x_valid, y_valid, batch_size=job["eval_batch_size"], verbose=0)
+        extra.update(val_loss=float(val_loss), val_accuracy=float(val_acc), val_s=time.perf_counter() - t0)
+    return clock.step_times, extra

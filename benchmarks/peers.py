@@ -208,39 +208,10 @@ def run_keras(job):
     y_train = lab.one_hot(y_train)
     build_s = time.perf_counter() - start
 
-    class Clock(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.step_times, self.epoch_end, self.last_end = [], None, None
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._t0 = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.step_times.append(time.perf_counter() - self._t0)
-            self.last_end = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_end = time.perf_counter()
-
-    clock = Clock()
-    validation = (x_valid, lab.one_hot(y_valid)) if (job["epoch"] and x_valid is not None) else None
-    fit_start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=1, verbose=0, shuffle=False,
-                        validation_data=validation, callbacks=[clock])
-    fit_wall = time.perf_counter() - fit_start
-    logs = {key: float(values[-1]) for key, values in history.history.items()}
-    extra = {"train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
-             "train_s": clock.last_end - fit_start, "fit_wall_s": fit_wall}
-    if validation is not None:
-        extra.update(val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
-                     val_s=clock.epoch_end - clock.last_end)
-    elif x_valid is not None:
-        t0 = time.perf_counter()
-        val_loss, val_acc = model.evaluate(x_valid, lab.one_hot(y_valid), batch_size=job["eval_batch_size"],
-                                           verbose=0)
-        extra.update(val_loss=float(val_loss), val_accuracy=float(val_acc), val_s=time.perf_counter() - t0)
-    return _common_result(job, clock.step_times, {
+    y_valid = lab.one_hot(y_valid) if x_valid is not None else None
+    step_times, extra = lab.fit_one_epoch_timed(model, keras.callbacks.Callback, x_train, y_train,
+                                                x_valid, y_valid, job)
+    return _common_result(job, step_times, {
         **extra, "framework": "keras", "version": keras.__version__, "tensorflow_version": tf.__version__,
         "import_s": import_s, "build_s": build_s,
         "threads": {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),

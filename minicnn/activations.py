@@ -5,6 +5,8 @@ Each is a small object with two methods side by side:
     backward(dy, z, y)   -> dz = dy * f'(z)   (softmax: the Jacobian-vector product)
 `z` is the pre-activation and `y` the output saved by the forward pass.
 """
+import math
+
 from minicnn import kernels
 from minicnn.backend import get_array_module
 
@@ -109,20 +111,29 @@ _BY_NAME = {"linear": Linear, "relu": ReLU, "leaky_relu": LeakyReLU,
 
 
 def get(identifier):
-    """Return an activation object from a name, None (linear) or an activation object."""
+    """An activation object from a name, None (linear), a saved config or an activation object.
+
+    A saved config is what serialize() wrote: a name, or {"name": "leaky_relu", "alpha": 0.1}.
+    """
     if identifier is None:
         return Linear()
     if isinstance(identifier, Activation):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
+    if isinstance(identifier, dict) and identifier.get("name") == "leaky_relu" and set(identifier) == {"name", "alpha"}:
+        alpha = identifier["alpha"]
+        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha >= 0:
+            return LeakyReLU(alpha)
     raise ValueError(
         f"unknown activation {identifier!r}; expected one of {sorted(_BY_NAME)}"
     )
 
 
 def serialize(activation):
-    """The name under which an activation is saved ('leaky_relu' keeps its default slope)."""
+    """What get() rebuilds the activation from: its name, with the slope for leaky_relu."""
+    if isinstance(activation, LeakyReLU):
+        return {"name": activation.name, "alpha": activation.alpha}
     return activation.name
 
 

@@ -86,6 +86,12 @@ def device_of(x):
     return "gpu" if is_gpu_array(x) else "cpu"
 
 
+def synchronize(device):
+    """Wait until the GPU has finished the work queued so far (nothing to wait for on the CPU)."""
+    if device == "gpu":
+        cupy.cuda.get_current_stream().synchronize()
+
+
 # --- random numbers -----------------------------------------------------------------
 def set_random_seed(seed):
     """Seed every random draw minicnn makes (weights, dropout, shuffling) on CPU and GPU."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from minicnn import activations, backend
+from minicnn import backend
 from minicnn.callbacks import Callback
 
 RECTIFIERS = ("relu", "leaky_relu")   # activations with a kink at 0: we count the units below it
@@ -31,8 +31,7 @@ def clock(device):
     CuPy launches kernels asynchronously: without the synchronize, the clock would stop
     before the GPU has done the work it is meant to time.
     """
-    if device == "gpu":
-        backend.cupy.cuda.get_current_stream().synchronize()
+    backend.synchronize(device)
     return time.perf_counter()
 
 
@@ -141,7 +140,7 @@ class LayerRecord:
 
 def _activation_name(layer):
     activation = getattr(layer, "activation", None)
-    return activations.serialize(activation) if activation is not None else None
+    return activation.name if activation is not None else None
 
 
 def trace(model, x, y=None, training=True):

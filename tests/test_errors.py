@@ -130,7 +130,11 @@ def test_one_hot_rows_must_be_distributions(change):
 
 def test_soft_labels_are_accepted():
     x, _ = tiny_data()
-    tiny_model().fit(x, np.full((6, 3), 1 / 3, np.float32), verbose=0)
+    model = tiny_model()
+    before = model.get_weights()
+    history = model.fit(x, np.full((6, 3), 1 / 3, np.float32), verbose=0)
+    assert np.isfinite(history.history["loss"][0]) and history.history["loss"][0] >= np.log(3) - 0.5
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
 # --- values and dtypes ------------------------------------------------------------------------

@@ -108,3 +108,8 @@ def test_dropout_rate_outside_0_1_is_refused(rate):
 def test_dense_units_must_be_positive_int(units):
     with pytest.raises(ValueError, match="units"):
         Dense(units)
+
+
+def test_dropout_refuses_a_per_layer_seed_and_says_what_to_use():
+    with pytest.raises(ValueError, match="set_random_seed"):
+        Dropout(0.5, seed=3)

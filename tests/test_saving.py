@@ -359,3 +359,14 @@ def test_junk_in_any_config_field_gives_a_clear_error(tmp_path, good_bytes, plac
         load_model(with_config(tmp_path / "good.h5", tmp_path / "junk.h5", put))
     except saving.ModelFileError:
         pass
+
+
+def test_an_activation_objects_slope_survives_save_and_load(tmp_path):
+    from minicnn import activations
+    model = Sequential([Dense(3, activation=activations.LeakyReLU(0.01), input_shape=(2,))])
+    model.compile(loss="categorical_crossentropy")
+    model.save(tmp_path / "m.h5")
+    loaded = load_model(tmp_path / "m.h5")
+    assert loaded.layers[0].activation.alpha == 0.01
+    x = -np.ones((4, 2), np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))

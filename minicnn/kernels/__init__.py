@@ -5,7 +5,7 @@ bias gradients).
 Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
 pick the implementation from the array itself:
 
-    CuPy array                -> gpu.py      (CuPy raw kernels)
+    CuPy array                -> gpu.py      (CuPy raw kernels; not written yet, so reference.py)
     NumPy array               -> cpu.py      (Numba), unless reference kernels are forced
     forced, or Numba missing  -> reference.py (plain NumPy, the readable definition)
 
@@ -27,16 +27,21 @@ def use_reference_kernels(flag=True):
     _force_reference = bool(flag)
 
 
+_fast_modules = {}  # "cpu" / "gpu" -> the imported module, or None when it cannot be imported
+
+
 def _load_fast(module_name):
-    """Import cpu.py / gpu.py lazily; None when its compiler (Numba / CuPy) is missing."""
-    try:
-        if module_name == "cpu":
-            from minicnn.kernels import cpu as module
-        else:
-            from minicnn.kernels import gpu as module
-    except ImportError:
-        return None
-    return module
+    """Import cpu.py / gpu.py once, on first use; None when it (or Numba / CuPy) is missing."""
+    if module_name not in _fast_modules:
+        try:
+            if module_name == "cpu":
+                from minicnn.kernels import cpu as module
+            else:
+                from minicnn.kernels import gpu as module
+        except ImportError:
+            module = None
+        _fast_modules[module_name] = module
+    return _fast_modules[module_name]
 
 
 def implementation(x):

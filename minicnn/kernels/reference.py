@@ -135,5 +135,8 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
 
 
 def sum_rows(a):
-    """The sum of the rows of a 2-D array: (M, F) -> (F,). A bias gradient is sum_rows(dz)."""
-    return a.sum(axis=0)
+    """The sum of the rows of a 2-D array: (M, F) -> (F,). A bias gradient is sum_rows(dz).
+
+    Added up in float64 (a float32 total over 50,000 rows would lose digits), returned in a's dtype.
+    """
+    return a.sum(axis=0, dtype="float64").astype(a.dtype)

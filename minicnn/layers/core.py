@@ -105,7 +105,9 @@ class Dropout(Layer):
         self.rate = check_number(rate, "rate", "Dropout", low=0, high=1, include_high=False)
         if noise_shape is not None:
             raise ValueError("Dropout: noise_shape is not supported by minicnn; leave it None")
-        self.seed = seed
+        if seed is not None:  # one generator for all draws keeps checkpoints resumable exactly
+            raise ValueError(f"Dropout: a per-layer seed is not supported (got seed={seed!r}); "
+                             "minicnn.utils.set_random_seed(seed) seeds every dropout mask")
         self.fixed_mask = None
 
     def forward(self, x, training=False):
@@ -124,7 +126,7 @@ class Dropout(Layer):
         return dy if self._mask is None else dy * self._mask
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return {**super().get_config(), "rate": self.rate}
 
 
 class Activation(ActivationMixin, Layer):

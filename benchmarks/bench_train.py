@@ -113,26 +113,28 @@ def run_minicnn(job):
 
 
 def time_layers(model, spec, x, y, batch_size, steps):
-    """Forward and backward time of each layer over `steps` training steps: median and mean per step.
+    """Forward and backward time of each step of the model over `steps` training steps.
 
-    Runs the layers by hand, the way Model.compute_gradients does (the softmax of the
-    last layer fused with the cross-entropy), and applies the optimizer, so these are
-    real training steps (the weights keep changing). `spec` is the lab.spec() the model
-    was built from (for the FLOP count). Returns a list of rows: the layers, then
-    'loss', 'optimizer' and the whole 'step' (times in ms; medians resist a busy machine).
+    A step is a layer, or a fused Conv2D + LeakyReLU + MaxPooling2D block (minicnn/fusion.py),
+    exactly what Model.compute_gradients runs (the softmax of the last layer fused with the
+    cross-entropy too); the optimizer is applied, so these are real training steps (the
+    weights keep changing). `spec` is the lab.spec() the model was built from (for the FLOP
+    count). Returns a list of rows: the steps, then 'loss', 'optimizer' and the whole 'step'
+    (times in ms; medians resist a busy machine).
     """
     import numpy as np
     clock = time.perf_counter
-    layers = model.layers
-    forward_s, backward_s = np.zeros((steps, len(layers))), np.zeros((steps, len(layers)))
+    layer_steps = model._steps() if hasattr(model, "_steps") else model.layers
+    forward_s, backward_s = np.zeros((steps, len(layer_steps))), np.zeros((steps, len(layer_steps)))
     loss_s, optimizer_s, step_s = np.zeros(steps), np.zeros(steps), np.zeros(steps)
     fused = model._fused_softmax() if hasattr(model, "_fused_softmax") else False
     batches = max(1, len(x) // batch_size)
     for step in range(steps):
         index = slice((step % batches) * batch_size, (step % batches + 1) * batch_size)
         out, yb = x[index], y[index]
+        model.layers[0].input_gradient = False      # as in training: nobody reads d loss / d image
         step_start = clock()
-        for i, layer in enumerate(layers):
+        for i, layer in enumerate(layer_steps):
             t0 = clock()
             out = layer.forward(out, training=True)
             forward_s[step, i] = clock() - t0
@@ -142,17 +144,17 @@ def time_layers(model, spec, x, y, batch_size, steps):
             grad = model.loss.gradient_from_logits(yb, out)
             loss_s[step] = clock() - t0
             t0 = clock()
-            grad = layers[-1].backward_preactivation(grad)
+            grad = layer_steps[-1].backward_preactivation(grad)
             backward_s[step, -1] = clock() - t0
-            order = range(len(layers) - 2, -1, -1)
+            order = range(len(layer_steps) - 2, -1, -1)
         else:
             float(model.loss.forward(yb, out))
             grad = model.loss.gradient(yb, out)
             loss_s[step] = clock() - t0
-            order = range(len(layers) - 1, -1, -1)
+            order = range(len(layer_steps) - 1, -1, -1)
         for i in order:
             t0 = clock()
-            grad = layers[i].backward(grad)
+            grad = layer_steps[i].backward(grad)
             backward_s[step, i] = clock() - t0
         t0 = clock()
         pairs = model.trainable_params()
@@ -160,12 +162,16 @@ def time_layers(model, spec, x, y, batch_size, steps):
         optimizer_s[step] = clock() - t0
         step_s[step] = clock() - step_start
     flops = lab.count_flops(spec, batch_size)["per_layer"]
+    index_of = {id(layer): i for i, layer in enumerate(model.layers)}
     ms = lambda seconds: {"median": 1e3 * float(np.median(seconds)), "mean": 1e3 * float(np.mean(seconds))}  # noqa: E731
     none = np.zeros(steps)
     rows = []
-    for i, layer in enumerate(layers):
-        f = flops[i] if i < len(flops) else {"forward": 0, "backward": 0}
-        rows.append({"name": layer.name, "type": type(layer).__name__, "output_shape": list(layer.output_shape[1:]),
+    for i, layer_step in enumerate(layer_steps):
+        covered = getattr(layer_step, "layers", [layer_step])      # a fused block covers several layers
+        f = {kind: sum(flops[index_of[id(layer)]][kind] for layer in covered if index_of[id(layer)] < len(flops))
+             for kind in ("forward", "backward")}
+        type_name = "fused" if len(covered) > 1 else type(layer_step).__name__
+        rows.append({"name": layer_step.name, "type": type_name, "output_shape": list(covered[-1].output_shape[1:]),
                      "forward_ms": ms(forward_s[:, i]), "backward_ms": ms(backward_s[:, i]),
                      "forward_flops": f["forward"], "backward_flops": f["backward"]})
     rows.append({"name": "loss", "type": type(model.loss).__name__, "output_shape": [],
@@ -514,9 +520,9 @@ def print_report(args, table, frameworks, floor, flops, minicnn_runs, machine, o
 
 def print_layers(rows):
     steps = rows[-1].get("steps")
-    print(f"\nminicnn per layer: median over {steps} warm training steps run layer by layer (ms per batch of 64;"
-          " share of the summed medians)")
-    header = (f"{'layer':<28}{'output':>10}{'forward ms':>11}{'backward ms':>12}{'share':>7}"
+    print(f"\nminicnn per step of the model (a layer, or a fused conv+leaky+pool block): median over {steps}"
+          " warm training steps (ms per batch of 64; share of the summed medians)")
+    header = (f"{'layer':<40}{'output':>10}{'forward ms':>11}{'backward ms':>12}{'share':>7}"
               f"{'fwd GFLOP/s':>12}{'bwd GFLOP/s':>12}")
     print(header)
     print("-" * len(header))
@@ -529,12 +535,12 @@ def print_layers(rows):
     for row in body:
         fwd, bwd = row["forward_ms"]["median"], row["backward_ms"]["median"]
         shape = "x".join(map(str, row["output_shape"]))
-        print(f"{row['name'] + ' (' + row['type'] + ')':<28.27}{shape:>10}{fwd:>11.2f}{bwd:>12.2f}"
+        print(f"{row['name'] + ' (' + row['type'] + ')':<40.39}{shape:>10}{fwd:>11.2f}{bwd:>12.2f}"
               f"{100 * (fwd + bwd) / total:>6.1f}%{fmt(gflops(row['forward_flops'], fwd), '.1f', 12)}"
               f"{fmt(gflops(row['backward_flops'], bwd), '.1f', 12)}")
     step = rows[-1]["forward_ms"]
-    print(f"{'sum of the rows':<38}{total:>11.2f}")
-    print(f"{'whole step, timed around it':<38}{step['median']:>11.2f}   (mean {step['mean']:.2f})")
+    print(f"{'sum of the rows':<50}{total:>11.2f}")
+    print(f"{'whole step, timed around it':<50}{step['median']:>11.2f}   (mean {step['mean']:.2f})")
 
 
 def driver_main(args, argv):

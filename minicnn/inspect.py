@@ -171,7 +171,7 @@ def trace(model, x, y=None, training=True):
             record.grad_input = _numpy_copy(result)
             record.grads = {key: _numpy_copy(value) for key, value in layer.grads.items()}
 
-    with _unchanged(model):
+    with _unchanged(model), model.layer_by_layer():   # each layer's own forward and backward runs
         if yb is None:
             with _observed([(layer, "forward") for layer in model.layers], observe, model.device):
                 model.forward(xb, training=training)
@@ -378,7 +378,8 @@ def profile(model, x, y, steps=5, warmup=1):
 
     step_seconds = 0.0
     targets = _layer_methods(model) + [(model.optimizer, "apply_gradients")]
-    with _unchanged(model), _observed(targets, observe, model.device):
+    # layer by layer (no fusion), so each layer's own time shows; fused steps are faster (fusion.py)
+    with _unchanged(model), model.layer_by_layer(), _observed(targets, observe, model.device):
         for step in range(warmup + steps):
             timing = step >= warmup
             start = clock(model.device)

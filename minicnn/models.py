@@ -11,12 +11,13 @@ computed from the logits z and the gradient enters that layer as (p - y) / N.
 Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) and a
 step whose loss or gradients are NaN or infinite changes nothing and is reported.
 """
+import contextlib
 import math
 import numbers
 
 import numpy as np
 
-from minicnn import activations, backend, losses, optimizers
+from minicnn import activations, backend, fusion, losses, optimizers
 from minicnn import callbacks as callbacks_module
 from minicnn.layers.base import Layer, SymbolicTensor, check_shape, unique_name
 from minicnn.utils.checks import check_int, check_number
@@ -51,6 +52,7 @@ class Model:
         self.history = None
         self.completed_epochs = 0  # epochs fit has finished; saved with the model, for resuming
         self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
+        self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (fusion.py)
         if inputs is not None or outputs is not None:
             if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
                 raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
@@ -125,10 +127,23 @@ class Model:
                 and isinstance(getattr(last, "activation", None), activations.Softmax))
 
     # --- forward, loss, backward -------------------------------------------------------
+    def _steps(self):
+        """What forward and backward run: the layers, fused where fusion.py can (model.fusion)."""
+        return fusion.steps(self.layers) if self.fusion else self.layers
+
+    @contextlib.contextmanager
+    def layer_by_layer(self):
+        """Within the block, run every layer on its own (no fusion), e.g. to watch each one."""
+        saved, self.fusion = self.fusion, False
+        try:
+            yield self
+        finally:
+            self.fusion = saved
+
     def forward(self, x, training=False):
         """Run x through every layer: x (N, ...) -> y_pred (N, classes)."""
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
+        for step in self._steps():
+            x = step.forward(x, training=training)
         return x
 
     def _loss_value(self, y, y_pred):
@@ -143,16 +158,19 @@ class Model:
         Training passes input_gradient=False: then the first layer may skip dx (None).
         """
         self.layers[0].input_gradient = input_gradient
-        y_pred = self.forward(x, training=training)
+        steps = self._steps()           # the layers, or fused blocks of them (never the last layer)
+        for step in steps:
+            x = step.forward(x, training=training)
+        y_pred = x
         loss = self._loss_value(y, y_pred)
         if self._fused_softmax():
-            d = self.layers[-1].backward_preactivation(self.loss.gradient_from_logits(y, y_pred))
-            earlier = self.layers[-2::-1]
+            d = steps[-1].backward_preactivation(self.loss.gradient_from_logits(y, y_pred))
+            earlier = steps[-2::-1]
         else:
             d = self.loss.gradient(y, y_pred)
-            earlier = self.layers[::-1]
-        for layer in earlier:
-            d = layer.backward(d)
+            earlier = steps[::-1]
+        for step in earlier:
+            d = step.backward(d)
         return loss, y_pred, d
 
     def trainable_params(self):

@@ -1,6 +1,6 @@
 """The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward,
-and the elementwise steps worth fusing (LeakyReLU forward/backward, the Adam update,
-bias gradients).
+the elementwise steps worth fusing (LeakyReLU forward/backward, the Adam update,
+bias gradients), and Conv2D's bias + LeakyReLU + max-pooling as one step (see minicnn/fusion.py).
 
 Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
 pick the implementation from the array itself:
@@ -85,6 +85,18 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
     return implementation(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads)
 
 
+def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
+    """Conv2D's bias, LeakyReLU and MaxPooling2D in one pass: z (N, H, W, F) -> (y, argmax).
+    See reference.bias_leaky_maxpool_forward."""
+    return implementation(z).bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads)
+
+
+def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):
+    """Back through the three: dy (N, OH, OW, F) -> (dz (N, H, W, F), d_bias (F,)).
+    See reference.bias_leaky_maxpool_backward."""
+    return implementation(dy).bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads)
+
+
 def leaky_relu_forward(z, alpha):
     """y = max(z, alpha * z) elementwise. See reference.leaky_relu_forward."""
     return implementation(z).leaky_relu_forward(z, alpha)
@@ -106,5 +118,6 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
 
 
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "padding_amounts",
-           "leaky_relu_forward", "leaky_relu_backward", "adam_update", "sum_rows",
+           "leaky_relu_forward", "leaky_relu_backward",
+           "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward", "adam_update", "sum_rows",
            "output_size", "use_reference_kernels", "implementation", "reference"]

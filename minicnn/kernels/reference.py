@@ -109,6 +109,33 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
     return padded[:, top:top + h, left:left + w, :]
 
 
+def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
+    """Three layers in one step: Conv2D's bias, then LeakyReLU, then MaxPooling2D.
+
+    z: (N, H, W, F) the convolution before its bias; bias: (F,) or None.
+    Returns (y, argmax), both (N, OH, OW, F), exactly as the three steps one after the
+    other would: maxpool(leaky_relu(z + bias)). The fast kernel makes one pass over z
+    instead of four (bias, activation, pooling, and the copies between them).
+    """
+    if bias is not None:
+        z = z + bias
+    return maxpool_forward(leaky_relu_forward(z, alpha), ph, pw, stride, pads)
+
+
+def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):
+    """The gradient through MaxPooling2D, LeakyReLU and the bias, in one step.
+
+    dy, y, argmax: (N, OH, OW, F) (y and argmax from the forward) -> (dz, d_bias):
+    dz (N, H, W, F) = d loss / d z and d_bias (F,) = dz summed over N, H, W.
+    Only a window's winner gets a gradient, and the LeakyReLU slope there is known
+    from the pooled output: y > 0 exactly when the winner's z + bias > 0.
+    """
+    xp = get_array_module(dy)
+    slope_dy = xp.where(y > 0, dy, dy * dy.dtype.type(alpha))   # LeakyReLU's slope at each winner
+    dz = maxpool_backward(slope_dy, argmax, z_shape, ph, pw, stride, pads)
+    return dz, sum_rows(dz.reshape(-1, dz.shape[-1]))
+
+
 def leaky_relu_forward(z, alpha):
     """y = z where z > 0, else alpha * z (elementwise, any shape)."""
     xp = get_array_module(z)

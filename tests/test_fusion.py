@@ -1,0 +1,303 @@
+"""Layer fusion (minicnn/fusion.py): Conv2D -> LeakyReLU / ReLU -> MaxPooling2D as one step.
+
+The claim is that fusion changes how the layers run, never what they compute:
+  (a) the fused kernels of cpu.py equal the reference ones (ties, overlapping windows, padding);
+  (b) the reference fused backward equals the unfused chain maxpool -> LeakyReLU -> bias,
+      i.e. reading the slope from the pooled output's sign is right;
+  (c) a model gives the same outputs, loss, gradients and dx fused and layer by layer,
+      over drawn architectures, and passes a float64 gradient check fused;
+  (d) only the supported runs are fused; inspect's tools still see every layer.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from minicnn import activations, fusion, gradcheck, inspect, kernels
+from minicnn.kernels import padding_amounts, reference
+from minicnn.layers import (Activation, BatchNormalization, Conv2D, Dense, Dropout, Flatten, LeakyReLU,
+                            MaxPooling2D, ReLU)
+from minicnn.models import Sequential
+from minicnn.utils import to_categorical
+
+from conftest import lab_model, toy_images
+
+try:
+    from minicnn.kernels import cpu
+except ImportError:
+    cpu = None
+needs_numba = pytest.mark.skipif(cpu is None, reason="Numba is not installed")
+FAST = settings(max_examples=40, deadline=None)
+
+
+@st.composite
+def pool_cases(draw):
+    """z (N, H, W, F), bias or None, slope, and a pooling geometry; ties are common."""
+    n, f = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+    h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
+    ph, pw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    if padding == "valid" and (ph > h or pw > w):
+        ph, pw = min(ph, h), min(pw, w)
+    pads = padding_amounts(h, ph, sh, padding) + padding_amounts(w, pw, sw, padding)
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    if draw(st.booleans()):
+        z = rng.standard_normal((n, h, w, f))
+    else:   # small integers: many equal values, so many ties (also after the slope)
+        z = rng.integers(-3, 4, (n, h, w, f)).astype(float)
+    bias = rng.integers(-2, 3, f).astype(float) if draw(st.booleans()) else None
+    slope = draw(st.sampled_from([0.0, 0.1, 0.3, 1.0]))
+    return z, bias, slope, (ph, pw, (sh, sw), pads)
+
+
+def _overlapping(geometry):
+    ph, pw, (sh, sw), _ = geometry
+    return sh < ph or sw < pw
+
+
+@needs_numba
+@FAST
+@given(pool_cases(), st.sampled_from([np.float32, np.float64]))
+def test_cpu_fused_kernels_match_reference(case, dtype):
+    z, bias, slope, geometry = case
+    z = z.astype(dtype)
+    bias = None if bias is None else bias.astype(dtype)
+    y, argmax = cpu.bias_leaky_maxpool_forward(z, bias, slope, *geometry)
+    y_ref, argmax_ref = reference.bias_leaky_maxpool_forward(z, bias, slope, *geometry)
+    assert y.dtype == dtype and argmax.dtype == np.int32 and y.shape == y_ref.shape
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)          # the same winners, ties included
+
+    dy = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
+    dz, d_bias = cpu.bias_leaky_maxpool_backward(dy, y, argmax, z.shape, slope, *geometry)
+    dz_ref, d_bias_ref = reference.bias_leaky_maxpool_backward(dy, y_ref, argmax_ref, z.shape, slope, *geometry)
+    assert dz.dtype == d_bias.dtype == dtype and dz.shape == z.shape and d_bias.shape == (z.shape[-1],)
+    tol = 1e-6 if dtype == np.float32 else 1e-13
+    if _overlapping(geometry):   # a cell that wins several windows: its sum may be added in another order
+        np.testing.assert_allclose(dz, dz_ref, rtol=tol, atol=tol)
+    else:
+        np.testing.assert_array_equal(dz, dz_ref)
+    np.testing.assert_allclose(d_bias, d_bias_ref, rtol=tol, atol=tol)
+
+
+@FAST
+@given(pool_cases())
+def test_reference_fused_backward_equals_the_three_steps(case):
+    """Bias, LeakyReLU and max-pooling one after the other, forward and backward, in float64."""
+    z, bias, slope, geometry = case
+    zb = z if bias is None else z + bias
+    y_chain, argmax_chain = kernels.reference.maxpool_forward(reference.leaky_relu_forward(zb, slope), *geometry)
+    y, argmax = reference.bias_leaky_maxpool_forward(z, bias, slope, *geometry)
+    np.testing.assert_array_equal(y, y_chain)
+    np.testing.assert_array_equal(argmax, argmax_chain)
+
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    d_pool = reference.maxpool_backward(dy, argmax, z.shape, *geometry)
+    dz_chain = reference.leaky_relu_backward(d_pool, zb, slope)     # slope read from z + bias itself
+    dz, d_bias = reference.bias_leaky_maxpool_backward(dy, y, argmax, z.shape, slope, *geometry)
+    np.testing.assert_allclose(dz, dz_chain, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(d_bias, dz_chain.reshape(-1, z.shape[-1]).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+# --- whole models, fused and layer by layer ---------------------------------------
+ACTIVATION_FORMS = ["leaky_layer", "relu_layer", "activation_relu", "conv_relu", "conv_leaky"]
+
+
+def _block(form, filters, kernel_size, strides, padding, use_bias, slope, pool):
+    """The layers of one fusable block, with the activation written in one of five ways."""
+    conv_activation = {"conv_relu": "relu", "conv_leaky": activations.LeakyReLU(slope)}.get(form)
+    layers = [Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=use_bias,
+                     activation=conv_activation)]
+    if form == "leaky_layer":
+        layers.append(LeakyReLU(alpha=slope))
+    elif form == "relu_layer":
+        layers.append(ReLU())
+    elif form == "activation_relu":
+        layers.append(Activation("relu"))
+    return layers + [pool]
+
+
+@st.composite
+def block_models(draw):
+    size = draw(st.integers(5, 9))
+    kernel_size = draw(st.integers(1, 3))
+    conv_strides = draw(st.integers(1, 2))
+    padding = draw(st.sampled_from(["valid", "same"]))
+    pool_size, pool_strides = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    pool_padding = draw(st.sampled_from(["valid", "same"]))
+    form = draw(st.sampled_from(ACTIVATION_FORMS))
+    slope = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    use_bias = draw(st.booleans())
+    filters, channels = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    two_blocks = draw(st.booleans())
+    layers = _block(form, filters, kernel_size, conv_strides, padding, use_bias, slope,
+                    MaxPooling2D(pool_size, strides=pool_strides, padding=pool_padding))
+    if two_blocks:   # a second block after the first, so its dx goes through a fused backward
+        layers += _block("leaky_layer", 3, 2, 1, "same", True, 0.1, MaxPooling2D(2, padding="same"))
+    model = Sequential(layers + [Flatten(), Dense(3, activation="softmax")])
+    try:
+        model.build((None, size, size, channels))
+    except ValueError:          # the window does not fit the image: draw again
+        from hypothesis import assume
+        assume(False)
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    seed = draw(st.integers(0, 2**16))
+    return model, channels, size, seed
+
+
+def _run(model, x, y):
+    loss, y_pred, dx = model.compute_gradients(x, y, training=True, input_gradient=True)
+    grads = [model_layer.grads[key].copy() for model_layer, key in model.trainable_params()]
+    return float(loss), y_pred.copy(), dx.copy(), grads
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@settings(max_examples=30, deadline=None)
+@given(case=block_models())
+def test_fused_model_equals_layer_by_layer(case, dtype, request):
+    if dtype == "float64":
+        request.getfixturevalue("float64")
+    model, channels, size, seed = case
+    if dtype == "float64":
+        model = gradcheck.as_float64(model)
+    assert any(isinstance(step, fusion.ConvLeakyPool) for step in model._steps())
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((3, size, size, channels)).astype(dtype)
+    y = to_categorical(rng.integers(0, 3, 3), 3).astype(dtype)
+    fused = _run(model, x, y)
+    with model.layer_by_layer():
+        plain = _run(model, x, y)
+    assert model.fusion is True
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert fused[0] == pytest.approx(plain[0], rel=tol)
+    np.testing.assert_array_equal(fused[1], plain[1])                  # the forward pass is identical
+    for ours, theirs in zip([fused[2]] + fused[3], [plain[2]] + plain[3]):
+        np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
+
+
+def test_lab_model_fused_is_bit_identical_to_layer_by_layer():
+    """The lab's geometry (2x2 pools, no overlap): every number is exactly the same."""
+    model = lab_model()
+    assert [type(step).__name__ for step in model._steps()] == (
+        ["ConvLeakyPool"] * 3 + ["Flatten", "Dense", "LeakyReLU", "Dense"])
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 28, 28, 1), dtype=np.float32)
+    y = to_categorical(rng.integers(0, 10, 8), 10)
+    fused = _run(model, x, y)
+    with model.layer_by_layer():
+        plain = _run(model, x, y)
+    assert fused[0] == plain[0]
+    for ours, theirs in zip([fused[1], fused[2]] + fused[3], [plain[1], plain[2]] + plain[3]):
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_training_fused_and_unfused_ends_with_the_same_weights():
+    x, labels = toy_images(n=96, size=8)
+    y = to_categorical(labels, 3)
+    weights = []
+    for fuse in (True, False):
+        model = Sequential([Conv2D(4, 3, padding="same", input_shape=(8, 8, 1)), LeakyReLU(alpha=0.1),
+                            MaxPooling2D(2), Dropout(0.2), Flatten(), Dense(3, activation="softmax")])
+        model.set_weights([np.full(w.shape, 0.05, w.dtype) + 0.01 * np.arange(w.size).reshape(w.shape) % 0.3
+                           for w in model.get_weights()])
+        model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+        model.fusion = fuse
+        from minicnn import backend
+        backend.set_random_seed(7)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        weights.append(model.get_weights())
+    for fused, plain in zip(*weights):
+        np.testing.assert_array_equal(fused, plain)
+
+
+@pytest.mark.parametrize("pool", [(2, 2), (3, 2)], ids=["2x2 pools", "3x3 pools moved by 2 (overlap)"])
+def test_fused_model_passes_the_gradient_check(float64, pool):
+    size, stride = pool
+    model = Sequential([Conv2D(3, 3, padding="same", input_shape=(7, 7, 2)), LeakyReLU(alpha=0.1),
+                        MaxPooling2D(size, strides=stride, padding="same"),
+                        Conv2D(4, 2, activation="relu"), MaxPooling2D(2),
+                        Flatten(), Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy")
+    assert sum(isinstance(step, fusion.ConvLeakyPool) for step in model._steps()) == 2
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 7, 7, 2))
+    y = to_categorical([0, 2], 3)
+    errors = gradcheck.check_model(model, x, y)
+    assert max(errors.values()) < 1e-6, errors
+
+
+@needs_numba
+def test_reference_kernels_give_the_same_fused_model():
+    model = lab_model(input_shape=(12, 12, 1))
+    rng = np.random.default_rng(5)
+    x = rng.random((4, 12, 12, 1), dtype=np.float32)
+    y = to_categorical([1, 2, 3, 4], 10)
+    fast = _run(model, x, y)
+    kernels.use_reference_kernels(True)
+    try:
+        slow = _run(model, x, y)
+    finally:
+        kernels.use_reference_kernels(False)
+    for ours, theirs in zip([fast[1], fast[2]] + fast[3], [slow[1], slow[2]] + slow[3]):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+# --- which runs are fused -----------------------------------------------------------
+def _kinds(layers, input_shape=(8, 8, 2)):
+    model = Sequential(layers)
+    model.build((None,) + input_shape)
+    return [("fused:" + "+".join(type(layer).__name__ for layer in step.layers))
+            if isinstance(step, fusion.ConvLeakyPool) else type(step).__name__ for step in model._steps()]
+
+
+def test_steps_fuse_only_the_supported_runs():
+    assert _kinds([Conv2D(2, 3), LeakyReLU(0.2), MaxPooling2D()]) == ["fused:Conv2D+LeakyReLU+MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3, activation="relu"), MaxPooling2D()]) == ["fused:Conv2D+MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3), Activation("relu"), MaxPooling2D()]) == ["fused:Conv2D+Activation+MaxPooling2D"]
+    # not fusable: another activation, a layer in between, no pooling, an activation applied twice
+    assert _kinds([Conv2D(2, 3, activation="sigmoid"), MaxPooling2D()]) == ["Conv2D", "MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3), Activation("tanh"), MaxPooling2D()]) == ["Conv2D", "Activation", "MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3), LeakyReLU(0.1), Dropout(0.5), MaxPooling2D()]) == [
+        "Conv2D", "LeakyReLU", "Dropout", "MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3), BatchNormalization(), LeakyReLU(0.1), MaxPooling2D()]) == [
+        "Conv2D", "BatchNormalization", "LeakyReLU", "MaxPooling2D"]
+    assert _kinds([Conv2D(2, 3), LeakyReLU(0.1)]) == ["Conv2D", "LeakyReLU"]
+    assert _kinds([Conv2D(2, 3, activation="relu"), LeakyReLU(0.1), MaxPooling2D()]) == [
+        "Conv2D", "LeakyReLU", "MaxPooling2D"]
+    # a negative slope is not monotone: the pooled sign no longer tells the slope
+    assert _kinds([Conv2D(2, 3, activation=activations.LeakyReLU(-0.5)), MaxPooling2D()]) == [
+        "Conv2D", "MaxPooling2D"]
+    # two blocks in a row, each fused
+    assert _kinds([Conv2D(2, 3, padding="same"), LeakyReLU(0.1), MaxPooling2D(),
+                   Conv2D(2, 3, padding="same", activation="relu"), MaxPooling2D()]) == [
+        "fused:Conv2D+LeakyReLU+MaxPooling2D", "fused:Conv2D+MaxPooling2D"]
+
+
+def test_fusion_can_be_switched_off():
+    model = lab_model(input_shape=(12, 12, 1))
+    model.fusion = False
+    assert model._steps() == model.layers
+    with pytest.raises(RuntimeError):
+        with model.layer_by_layer():
+            raise RuntimeError("inside")
+    assert model.fusion is False        # put back as it was, also after an exception
+    model.fusion = True
+    with model.layer_by_layer():
+        assert model._steps() == model.layers
+    assert model.fusion is True
+
+
+def test_inspect_still_sees_every_layer_of_a_fused_model():
+    model = lab_model(input_shape=(12, 12, 1))
+    rng = np.random.default_rng(2)
+    x = rng.random((4, 12, 12, 1), dtype=np.float32)
+    y = to_categorical([0, 1, 2, 3], 10)
+    records = inspect.trace(model, x, y)
+    assert all(record.output is not None for record in records)
+    assert all(record.grad_input is not None for record in records[1:])
+    leaky = records[1]
+    np.testing.assert_array_equal(leaky.output, np.where(leaky.input > 0, leaky.input, np.float32(0.1) * leaky.input))
+    timings = inspect.profile(model, x, y, steps=1, warmup=0)
+    assert all(t.forward_ms > 0 for t in timings.layers)
+    assert model.fusion is True

@@ -4,6 +4,9 @@ The shapes are those of the Fashion-MNIST lab model at batch 64:
   im2col / col2im   3x3 'same' convolutions on (64,28,28,1), (64,14,14,32), (64,7,7,64)
   maxpool fwd / bwd 2x2 stride 2 'same' pooling on (64,28,28,32), (64,14,14,64), (64,7,7,128)
                     (7 -> 4 with one padding row/column at the bottom/right)
+  fused fwd / bwd   Conv2D's bias + LeakyReLU(0.1) + that pooling in one kernel (minicnn/fusion.py),
+                    on the same shapes; a second table times it against the three Numba steps
+                    it replaces (bias add, LeakyReLU, max-pool; and back, with the bias gradient)
 
 The first call of each Numba kernel is timed on its own: it compiles, or loads the
 compiled code from Numba's disk cache. Then each repeat runs the reference and the
@@ -39,6 +42,8 @@ CONV_SHAPES = [(BATCH, 28, 28, 1), (BATCH, 14, 14, 32), (BATCH, 7, 7, 64)]     #
 POOL_SHAPES = [(BATCH, 28, 28, 32), (BATCH, 14, 14, 64), (BATCH, 7, 7, 128)]   # input of each 2x2 pool
 FILTERS = [32, 64, 128]                                                        # output channels of each conv
 BATCH_LOOPS = ["_im2col_batch", "_col2im_batch", "_maxpool_forward_batch", "_maxpool_backward_batch"]
+FUSED_LOOPS = ["_bias_leaky_maxpool_forward_batch", "_bias_leaky_maxpool_backward_batch"]   # serial only
+SLOPE = 0.1
 
 
 def parse_args():
@@ -84,6 +89,7 @@ def main():
               f"threading layer {numba.threading_layer()}, {numba.get_num_threads()} threads\n")
 
     kernel_table(np, cpu, reference, cases, parallel_loops, args)
+    fusion_table(np, cpu, padding_amounts, reference, dtype, args)
     if args.parallel:
         sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args)
 
@@ -108,14 +114,62 @@ def make_cases(np, padding_amounts, reference, dtype):
         cases.append(("maxpool fwd 2x2", shape, lambda m, x=x, p=pads: m.maxpool_forward(x, 2, 2, (2, 2), p)))
         cases.append(("maxpool bwd 2x2", shape,
                       lambda m, dy=dy, a=argmax, s=shape, p=pads: m.maxpool_backward(dy, a, s, 2, 2, (2, 2), p)))
+    for shape, (z, bias, pads, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, padding_amounts, reference, dtype)):
+        cases.append(("fused fwd", shape,
+                      lambda m, z=z, b=bias, p=pads: m.bias_leaky_maxpool_forward(z, b, SLOPE, 2, 2, (2, 2), p)))
+        cases.append(("fused bwd", shape,
+                      lambda m, dy=dy, y=y, a=argmax, s=shape, p=pads:
+                      m.bias_leaky_maxpool_backward(dy, y, a, s, SLOPE, 2, 2, (2, 2), p)))
     return cases
+
+
+def fused_inputs(np, padding_amounts, reference, dtype):
+    """For each pool shape: z (the convolution before its bias), bias, pads, and y, argmax, dy."""
+    rng = np.random.default_rng(2)
+    inputs = []
+    for shape in POOL_SHAPES:
+        _, h, w, f = shape
+        pads = padding_amounts(h, 2, 2, "same") + padding_amounts(w, 2, 2, "same")
+        z = rng.standard_normal(shape).astype(dtype)
+        bias = rng.standard_normal(f).astype(dtype)
+        y, argmax = reference.bias_leaky_maxpool_forward(z, bias, SLOPE, 2, 2, (2, 2), pads)
+        inputs.append((z, bias, pads, y, argmax, rng.standard_normal(y.shape).astype(dtype)))
+    return inputs
+
+
+def fusion_table(np, cpu, padding_amounts, reference, dtype, args):
+    """The fused kernels against the three Numba steps they replace, on the lab's shapes."""
+    print("fused kernel vs the steps it replaces (all Numba), ms per call:")
+    header = f"{'direction':10s} {'shape':13s} {'three steps':>11s} {'fused':>7s} {'speedup':>8s}"
+    print(header)
+    print("-" * len(header))
+    for shape, (z, bias, pads, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, padding_amounts, reference, dtype)):
+        zb = z + bias
+
+        def three_forward():
+            a = z + bias                                             # Conv2D adds its bias
+            a = cpu.leaky_relu_forward(a, SLOPE)                     # LeakyReLU
+            return cpu.maxpool_forward(a, 2, 2, (2, 2), pads)        # MaxPooling2D
+
+        def three_backward():
+            d = cpu.maxpool_backward(dy, argmax, shape, 2, 2, (2, 2), pads)
+            d = cpu.leaky_relu_backward(d, zb, SLOPE)
+            return d, cpu.sum_rows(d.reshape(-1, shape[-1]))         # the bias gradient
+
+        for direction, three, fused in (
+                ("forward", three_forward, lambda: cpu.bias_leaky_maxpool_forward(z, bias, SLOPE, 2, 2, (2, 2), pads)),
+                ("backward", three_backward,
+                 lambda: cpu.bias_leaky_maxpool_backward(dy, y, argmax, shape, SLOPE, 2, 2, (2, 2), pads))):
+            three_ms, fused_ms = time_side_by_side(np, three, fused, args.repeats, args.warmup)
+            print(f"{direction:10s} {str(shape[1:]):13s} {three_ms:11.3f} {fused_ms:7.3f} {three_ms / fused_ms:7.1f}x")
+    print()
 
 
 def first_calls(cpu, cases):
     """Time the first call of each kernel: a compile, or a load from Numba's disk cache."""
     print("first call of each Numba kernel for this dtype (compile, or load from the cache):")
-    loops = dict(zip(["im2col 3x3", "col2im 3x3", "maxpool fwd 2x2", "maxpool bwd 2x2"],
-                     [getattr(cpu, name) for name in BATCH_LOOPS]))
+    loops = dict(zip(["im2col 3x3", "col2im 3x3", "maxpool fwd 2x2", "maxpool bwd 2x2", "fused fwd", "fused bwd"],
+                     [getattr(cpu, name) for name in BATCH_LOOPS + FUSED_LOOPS]))
     total = 0.0
     for kernel, _, call in cases:
         loop = loops[kernel]
@@ -140,7 +194,9 @@ def kernel_table(np, cpu, reference, cases, parallel_loops, args):
         ref_ms, numba_ms = time_side_by_side(np, lambda: call(reference), lambda: call(cpu),
                                              args.repeats, args.warmup)
         line = f"{kernel:16s} {str(shape[1:]):13s} {ref_ms:12.3f} {numba_ms:9.3f} {ref_ms / numba_ms:7.1f}x"
-        if parallel_loops:
+        if parallel_loops and kernel.startswith("fused"):
+            line += f" {'-':>12s} {'-':>11s} {'-':>8s}"    # no parallel twin: serial by design
+        elif parallel_loops:
             with swapped(cpu, parallel_loops):
                 ref2_ms, par_ms = time_side_by_side(np, lambda: call(reference), lambda: call(cpu),
                                                     args.repeats, args.warmup)

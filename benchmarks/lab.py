@@ -243,16 +243,23 @@ def peak_rss_mb():
 
 
 def fit_one_epoch_timed(model, callback_class, x_train, y_train, x_valid, y_valid, job):
-    """Time one epoch of model.fit with a Keras-style API (minicnn and Keras share it).
+    """Time model.fit with a Keras-style API (minicnn and Keras share it) for job["epochs"] epochs.
 
     callback_class is the framework's Callback base. y_valid is one-hot. Returns
     (step_times, extra): the wall time of every training step, and the loss/accuracy
-    numbers with the training and validation seconds.
+    numbers with the seconds of the LAST epoch's training and validation. extra["epoch_walls_s"]
+    holds each epoch's wall time, from its start to its end, validation included; the first
+    epoch also pays one-time costs (Keras traces its graphs; minicnn loads its kernels), so
+    with 2 or more epochs the last one is the steady state.
     """
     class Clock(callback_class):
         def __init__(self):
             super().__init__()
-            self.step_times, self.epoch_end, self.last_end = [], None, None
+            self.step_times, self.epoch_begin, self.epoch_end, self.last_end = [], None, None, None
+            self.epoch_walls = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch_begin = time.perf_counter()
 
         def on_train_batch_begin(self, batch, logs=None):
             self._t0 = time.perf_counter()
@@ -263,16 +270,20 @@ def fit_one_epoch_timed(model, callback_class, x_train, y_train, x_valid, y_vali
 
         def on_epoch_end(self, epoch, logs=None):
             self.epoch_end = time.perf_counter()
+            self.epoch_walls.append(self.epoch_end - self.epoch_begin)
 
     clock = Clock()
+    epochs = job.get("epochs", 1)
     validation = (x_valid, y_valid) if job["epoch"] and x_valid is not None else None
     fit_start = time.perf_counter()
-    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=1, verbose=0, shuffle=False,
+    history = model.fit(x_train, y_train, batch_size=job["batch_size"], epochs=epochs, verbose=0, shuffle=False,
                         validation_data=validation, callbacks=[clock])
     fit_wall = time.perf_counter() - fit_start
     logs = {key: float(values[-1]) for key, values in history.history.items()}
+    last_start = fit_start if epochs == 1 else clock.epoch_begin   # epoch 1: fit's own set-up counts too
     extra = {"train_loss": logs.get("loss"), "train_accuracy": logs.get("accuracy"),
-             "train_s": clock.last_end - fit_start, "fit_wall_s": fit_wall}
+             "train_s": clock.last_end - last_start, "fit_wall_s": fit_wall, "epochs": epochs,
+             "epoch_walls_s": clock.epoch_walls}
     if validation is not None:
         extra.update(val_loss=logs.get("val_loss"), val_accuracy=logs.get("val_accuracy"),
                      val_s=clock.epoch_end - clock.last_end)

@@ -132,31 +132,37 @@ def run_torch(job):
 
     bs = job["batch_size"]
     steps = len(x_train) // bs
-    step_times, loss_sum, correct = [], 0.0, 0
+    epochs = job.get("epochs", 1)
+    step_times, epoch_walls = [], []
     model.train()
     fit_start = time.perf_counter()
-    for step in range(steps):
-        t0 = time.perf_counter()
-        xb, yb = x_train[step * bs:(step + 1) * bs], y_train[step * bs:(step + 1) * bs]
-        optimizer.zero_grad(set_to_none=True)
-        logits = model(xb)
-        loss = F.cross_entropy(logits, yb)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * len(yb)                       # as Keras/minicnn keep running
-        correct += (logits.argmax(1) == yb).sum().item()        # loss and accuracy
-        step_times.append(time.perf_counter() - t0)
-    train_end = time.perf_counter()
-    extra = {"train_loss": loss_sum / (steps * bs), "train_accuracy": correct / (steps * bs)}
-    if x_valid is not None:
-        t0 = time.perf_counter()
-        val_loss, val_acc = evaluate(to_nchw(x_valid), torch.from_numpy(y_valid), job["eval_batch_size"])
-        extra.update(val_loss=val_loss, val_accuracy=val_acc, val_s=time.perf_counter() - t0)
+    for epoch in range(epochs):             # the same data in the same order every epoch (no shuffle)
+        epoch_start = time.perf_counter()
+        loss_sum, correct = 0.0, 0
+        for step in range(steps):
+            t0 = time.perf_counter()
+            xb, yb = x_train[step * bs:(step + 1) * bs], y_train[step * bs:(step + 1) * bs]
+            optimizer.zero_grad(set_to_none=True)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(yb)                       # as Keras/minicnn keep running
+            correct += (logits.argmax(1) == yb).sum().item()        # loss and accuracy
+            step_times.append(time.perf_counter() - t0)
+        train_end = time.perf_counter()
+        extra = {"train_loss": loss_sum / (steps * bs), "train_accuracy": correct / (steps * bs),
+                 "train_s": train_end - (fit_start if epochs == 1 else epoch_start)}
+        if x_valid is not None:
+            t0 = time.perf_counter()
+            val_loss, val_acc = evaluate(to_nchw(x_valid), torch.from_numpy(y_valid), job["eval_batch_size"])
+            extra.update(val_loss=val_loss, val_accuracy=val_acc, val_s=time.perf_counter() - t0)
+        epoch_walls.append(time.perf_counter() - epoch_start)
     fit_wall = time.perf_counter() - fit_start
     config = torch.__config__.parallel_info().splitlines()
     return _common_result(job, step_times, {
         **extra, "framework": "torch", "version": torch.__version__, "import_s": import_s,
-        "build_s": build_s, "train_s": train_end - fit_start, "fit_wall_s": fit_wall,
+        "build_s": build_s, "fit_wall_s": fit_wall, "epochs": epochs, "epoch_walls_s": epoch_walls,
         "threads": {"num_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()},
         "backend_info": {"mkldnn": torch.backends.mkldnn.is_available(),
                          "parallel_info": [line.strip() for line in config if line.strip()][:8]},

@@ -301,3 +301,23 @@ def test_inspect_still_sees_every_layer_of_a_fused_model():
     timings = inspect.profile(model, x, y, steps=1, warmup=0)
     assert all(t.forward_ms > 0 for t in timings.layers)
     assert model.fusion is True
+
+
+def test_float32_end_to_end():
+    """A float32 model stays float32 in every array of a training step, fused or layer by layer."""
+    model = lab_model(input_shape=(12, 12, 1))
+    rng = np.random.default_rng(4)
+    x = rng.random((4, 12, 12, 1), dtype=np.float32)
+    y = to_categorical([0, 1, 2, 3], 10).astype(np.float32)
+    for record in inspect.trace(model, x, y):                     # layer by layer
+        arrays = [record.input, record.output, record.grad_output, record.grad_input, record.preactivation,
+                  *record.grads.values(), *record.params.values()]
+        assert {a.dtype for a in arrays if a is not None} == {np.dtype(np.float32)}, record.name
+    out = x
+    for step in model._steps():                                   # fused
+        out = step.forward(out, training=True)
+        assert out.dtype == np.float32, step
+    model.train_on_batch(x, y)
+    slots = [a for arrays in model.optimizer.slots.values() for a in arrays]
+    arrays = [layer.grads[key] for layer, key in model.trainable_params()] + model.get_weights() + slots
+    assert {a.dtype for a in arrays} == {np.dtype(np.float32)}

@@ -11,9 +11,13 @@ Run it from the repository root:
    by im2col + one matrix product (the reference im2col, plain NumPy), by the fast kernel (Numba),
    and by minicnn's Conv2D layer. Small integer values make every sum exact, so the four results
    must be equal to the last bit, not merely close.
+4. What fit actually runs: each Conv2D with its LeakyReLU and its MaxPooling2D fused into one step
+   (minicnn/fusion.py). The lab's model on a batch of 64, fused and layer by layer: the same loss,
+   outputs and gradients to the last bit, and the time of a forward + backward pass each way.
 """
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,7 @@ from fashion_mnist_lab import IMAGE_SHAPE, build_model    # noqa: E402  (also fi
 from minicnn import backend, kernels, plotting            # noqa: E402
 from minicnn.kernels import reference                     # noqa: E402
 from minicnn.layers import Conv2D                         # noqa: E402
+from minicnn.utils import to_categorical                  # noqa: E402
 
 plt = plotting.plt
 LAB_BATCH = 64                     # the lab's batch size
@@ -198,6 +203,45 @@ def compare_ways(seed=0):
     return all_equal
 
 
+# --- 4. what fit runs: three layers as one fused step ---------------------------------------------------
+def fused_blocks(seed=0, repeats=5):
+    """The lab's model fused and layer by layer: equal to the last bit? Returns True if so; prints the times."""
+    step("4. What fit runs: Conv2D -> LeakyReLU -> MaxPooling2D as one fused step")
+    model = build_model(with_dropout=False)
+    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    rng = np.random.default_rng(seed)
+    x = rng.random((LAB_BATCH,) + IMAGE_SHAPE, dtype=np.float32)
+    y = to_categorical(rng.integers(0, 10, LAB_BATCH), 10)
+    print("fit, evaluate and predict run these steps (model.fusion = True, the default):")
+    for fused_or_layer in model._steps():
+        print(f"  {fused_or_layer.name}")
+
+    def gradients():
+        loss, y_pred, _ = model.compute_gradients(x, y, input_gradient=False)
+        return [np.asarray(loss), y_pred] + [layer.grads[key].copy() for layer, key in model.trainable_params()]
+
+    def best_ms(run):
+        run()                                                   # warm-up: Numba loads its kernels
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return 1e3 * min(times)
+
+    fused = gradients()
+    with model.layer_by_layer():                                # model.fusion = False inside
+        plain = gradients()
+        plain_ms = best_ms(gradients)
+    fused_ms = best_ms(gradients)
+    equal = all(np.array_equal(a, b) for a, b in zip(fused, plain))
+    print(f"\nloss, predictions and all {len(fused) - 2} gradients, fused vs layer by layer: "
+          f"{'equal to the last bit' if equal else 'DIFFERENT'}")
+    print(f"forward + backward of a batch of {LAB_BATCH}: layer by layer {plain_ms:.1f} ms, fused {fused_ms:.1f} ms "
+          "(best of a few; the matrix products are the same, the passes over memory fewer)")
+    return equal
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=Path("out/conv_from_maths_to_code"),
@@ -206,7 +250,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     lab_shapes()
     tiny_im2col(args.output)
-    return 0 if compare_ways(args.seed) else 1
+    all_equal = compare_ways(args.seed)
+    return 0 if fused_blocks(args.seed) and all_equal else 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ inside_the_layers.py needs Fashion-MNIST and is skipped where it is not installe
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,8 @@ def test_conv_example_prints_the_labs_shapes_and_three_equal_results(tmp_path):
     assert "[ 1  2  3  5  6  7  9 10 11]" in stdout                   # the first window of the tiny image
     assert stdout.count("max |difference| from the loops = 0.0e+00   equal") == 6
     assert "All equal" in stdout and "DIFFERENT" not in stdout
+    assert re.search(r"conv2d(_\d+)?\+leaky_re_lu(_\d+)?\+max_pooling2d", stdout)   # the fused steps fit runs
+    assert "fused vs layer by layer: equal to the last bit" in stdout
     assert (tmp_path / "im2col.png").read_bytes().startswith(PNG_SIGNATURE)
 
 

@@ -378,3 +378,21 @@ def test_dispatcher_falls_back_to_reference_without_numba():
         print(kernels.implementation(np.zeros(3)).__name__)
     """
     assert _run_python(code, MINICNN_KERNELS="") == "minicnn.kernels.reference"
+
+
+@needs_numba
+@FAST
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=4), st.sampled_from([np.float32, np.float64]),
+       st.sampled_from([0.0, 0.1, 0.25, 0.3, 0.5, 0.9]), st.integers(0, 2**16))
+def test_cpu_dropout_matches_reference(shape, dtype, rate, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape).astype(dtype)
+    u = rng.random(shape, dtype=dtype)
+    u.flat[0] = dtype(rate)                       # a uniform exactly at the threshold is kept
+    y, mask = cpu.dropout_forward(x, u, rate)
+    y_ref, mask_ref = reference.dropout_forward(x, u, rate)
+    assert y.dtype == mask.dtype == dtype
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    assert mask.flat[0] == dtype(1.0 / (1.0 - rate))
+    np.testing.assert_array_equal(np.unique(mask), np.unique(np.where(u >= dtype(rate), dtype(1 / (1 - rate)), 0)))

@@ -89,6 +89,20 @@ def test_dropout_gradient_with_a_fixed_mask(float64):
     assert gradcheck.check_layer(layer, x)["x"] < TOLERANCE
 
 
+def test_dropout_mask_is_its_definition_on_the_generators_numbers():
+    """mask = (u >= rate) / (1 - rate), u drawn from minicnn's generator: what a checkpoint restores."""
+    from minicnn import backend
+    x = np.random.default_rng(3).standard_normal((5, 6, 6, 3)).astype(np.float32)
+    backend.set_random_seed(11)
+    u = backend.random_uniform(np, x.shape, np.float32)
+    backend.set_random_seed(11)
+    layer = Dropout(0.3)
+    y = layer(x, training=True)
+    mask = (u >= np.float32(0.3)) * np.float32(1 / 0.7)
+    np.testing.assert_array_equal(y, x * mask)
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)), mask)
+
+
 def test_dropout_masks_follow_the_seed():
     from minicnn import backend
     x = np.ones((4, 10), np.float32)

@@ -1,6 +1,6 @@
 """The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward,
-the elementwise steps worth fusing (LeakyReLU forward/backward, the Adam update,
-bias gradients), and Conv2D's bias + LeakyReLU + max-pooling as one step (see minicnn/fusion.py).
+the elementwise steps worth fusing (LeakyReLU forward/backward, the dropout mask, the
+Adam update, bias gradients), and Conv2D's bias + LeakyReLU + max-pooling as one step (see minicnn/fusion.py).
 
 Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
 pick the implementation from the array itself:
@@ -112,6 +112,11 @@ def sum_rows(a):
     return implementation(a).sum_rows(a)
 
 
+def dropout_forward(x, u, rate):
+    """Inverted dropout given uniforms u: (y, mask). See reference.dropout_forward."""
+    return implementation(x).dropout_forward(x, u, rate)
+
+
 def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
     """One Adam step in place on param, m, v. See reference.adam_update."""
     implementation(param).adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon)
@@ -119,5 +124,5 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
 
 __all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "padding_amounts",
            "leaky_relu_forward", "leaky_relu_backward",
-           "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward", "adam_update", "sum_rows",
+           "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward", "dropout_forward", "adam_update", "sum_rows",
            "output_size", "use_reference_kernels", "implementation", "reference"]

@@ -148,6 +148,18 @@ def leaky_relu_backward(dy, z, alpha):
     return xp.where(z > 0, dy, dy * dy.dtype.type(alpha))
 
 
+def dropout_forward(x, u, rate):
+    """Inverted dropout with the uniform numbers u (same shape as x, in [0, 1)).
+
+    mask = 1 / (1 - rate) where u >= rate, else 0 (a unit is dropped with probability rate,
+    and the survivors are scaled up so that the expected output stays x); y = x * mask.
+    Returns (y, mask): the backward pass is dx = dy * mask.
+    """
+    keep = u >= u.dtype.type(rate)
+    mask = keep * x.dtype.type(1.0 / (1.0 - rate))
+    return x * mask, mask
+
+
 def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
     """One Adam step, in place on param, m and v (Keras's form; see optimizers.Adam):
 

@@ -117,10 +117,10 @@ class Dropout(Layer):
         xp = get_array_module(x)
         if self.fixed_mask is not None:
             self._mask = self.fixed_mask
-        else:
-            keep = backend.random_uniform(xp, x.shape, x.dtype) >= self.rate
-            self._mask = keep * x.dtype.type(1.0 / (1.0 - self.rate))
-        return x * self._mask
+            return x * self._mask
+        u = backend.random_uniform(xp, x.shape, x.dtype)           # one uniform number per unit
+        y, self._mask = kernels.dropout_forward(x, u, self.rate)    # mask = (u >= rate) / (1 - rate)
+        return y
 
     def backward(self, dy):
         return dy if self._mask is None else dy * self._mask

@@ -8,15 +8,17 @@ the lab's first block, (64, 28, 28, 32) floats = 6.4 MB, that is most of the lay
 time that is not matrix products.
 
 Fused, one kernel reads the convolution's output once and writes only the pooled
-result (a quarter of the size), and its backward pass writes dz once and adds up the
-bias gradient on the way (kernels.bias_leaky_maxpool_forward / _backward).
+result (a quarter of the size for 2x2 pools), and its backward pass writes dz once and
+adds up the bias gradient on the way (kernels.bias_leaky_maxpool_forward / _backward).
 
 The numbers do not change: the fused kernel applies the bias and the activation
-before it compares, as the layers do, so the same cell wins every window (ties
-included) and y is identical. Backward, the slope at a window's winner is read from
-the pooled output (y > 0 exactly where the winner's z + bias > 0); dz is identical
-too, up to rounding where overlapping windows share a winner.
-tests/test_fusion.py checks all of it against the layers run one by one.
+before it compares, as the layers do, so the same cell wins every window (ties, inf
+and NaN included) and y has the same values (a zero's sign aside). Backward, the slope
+at a window's winner is read from the pooled output (y > 0 exactly where the winner's
+z + bias > 0); dz is the same too, up to rounding where overlapping windows share a
+winner. The bias gradient is added up in float64 in window order rather than row
+order: the same float32 result in every case we tested, though not guaranteed bit
+for bit. tests/test_fusion.py checks all of it against the layers run one by one.
 
 How a model uses it: Model.forward and Model.compute_gradients run `steps(layers)`,
 the layer list with every fusable run replaced by one ConvLeakyPool. Set
@@ -26,19 +28,24 @@ by one; minicnn.inspect does that, since it watches each layer's own forward and
 Fusable runs (a Conv2D, its activation, then a MaxPooling2D):
     Conv2D(activation=None)  ->  LeakyReLU() / ReLU() / Activation('relu')  ->  MaxPooling2D
     Conv2D(activation='relu' or a LeakyReLU)  ->  MaxPooling2D
-with a slope >= 0 (LeakyReLU(alpha) with alpha >= 0; ReLU is slope 0).
+with ReLU, or LeakyReLU(alpha) with alpha > 0 (monotone, so max-pooling and the
+activation can swap roles; LeakyReLU(0) differs from ReLU at -inf and is left alone).
+The layers must be minicnn's own classes, not subclasses that could change them.
 """
 from minicnn import activations, kernels
+from minicnn.layers.advanced_activations import LeakyReLU, ReLU
 from minicnn.layers.convolutional import Conv2D
 from minicnn.layers.core import Activation
 from minicnn.layers.pooling import MaxPooling2D
 
+ACTIVATION_LAYERS = (Activation, LeakyReLU, ReLU)   # exactly these classes
+
 
 def _slope(activation):
-    """The negative-side slope of a ReLU-like activation object, or None if it is something else."""
+    """The negative-side slope of a ReLU-like activation object (ReLU: 0), or None if it is something else."""
     if type(activation) is activations.ReLU:
         return 0.0
-    if type(activation) is activations.LeakyReLU and activation.alpha >= 0:
+    if type(activation) is activations.LeakyReLU and activation.alpha > 0:
         return activation.alpha
     return None
 
@@ -69,7 +76,17 @@ class ConvLeakyPool:
         self._pool_args = pool.pool_size + (pool.strides, pads)      # ph, pw, stride, pads
         bias = conv.params["bias"] if conv.use_bias else None
         self._y, self._argmax = kernels.bias_leaky_maxpool_forward(z, bias, self.slope, *self._pool_args)
+        self._forget_layer_state()
         return self._y                                               # (N, OH, OW, F)
+
+    def _forget_layer_state(self):
+        """Drop what the layers' own backward passes would read from an earlier, unfused run:
+        after a fused forward only the block's backward is valid, and a stale array must not
+        pass for a fresh one."""
+        for layer in self.layers:
+            for name in ("_z", "_y", "_argmax"):
+                if name in vars(layer):
+                    setattr(layer, name, None)
 
     def backward(self, dy):
         dz, d_bias = kernels.bias_leaky_maxpool_backward(dy, self._y, self._argmax, self._z_shape,
@@ -93,7 +110,7 @@ def _fusable_at(layers, i):
     if type(conv.activation) is not activations.Linear or i + 2 >= len(layers):
         return None
     activation_layer, pool = layers[i + 1], layers[i + 2]
-    if not isinstance(activation_layer, Activation) or type(pool) is not MaxPooling2D:
+    if type(activation_layer) not in ACTIVATION_LAYERS or type(pool) is not MaxPooling2D:
         return None
     slope = _slope(activation_layer.activation)
     if slope is None:

@@ -1,10 +1,13 @@
 """Sequential and Model: a chain of layers, and the one training loop of minicnn.
 
 One training step (train_on_batch, and fit for every batch):
-    y_pred = forward(x, training=True)          layer by layer
+    y_pred = forward(x, training=True)          step by step (see below)
     loss, d = loss(y, y_pred), d loss / d y_pred
-    backward(d)                                 layer by layer, in reverse; fills layer.grads
+    backward(d)                                 the same steps in reverse; fills layer.grads
     optimizer.apply_gradients(grads, params)    updates the weights in place
+A step is a layer, or a Conv2D -> LeakyReLU -> MaxPooling2D run fused into one
+(fusion.py: same numbers, fewer passes over memory). With model.fusion = False, or
+inside `with model.layer_by_layer():`, every step is one layer.
 When the last layer ends in softmax and the loss is a cross-entropy, the loss is
 computed from the logits z and the gradient enters that layer as (p - y) / N.
 
@@ -142,7 +145,11 @@ class Model:
 
     def forward(self, x, training=False):
         """Run x through every layer: x (N, ...) -> y_pred (N, classes)."""
-        for step in self._steps():
+        return self._forward_steps(self._steps(), x, training)
+
+    @staticmethod
+    def _forward_steps(steps, x, training):
+        for step in steps:
             x = step.forward(x, training=training)
         return x
 
@@ -159,9 +166,7 @@ class Model:
         """
         self.layers[0].input_gradient = input_gradient
         steps = self._steps()           # the layers, or fused blocks of them (never the last layer)
-        for step in steps:
-            x = step.forward(x, training=training)
-        y_pred = x
+        y_pred = self._forward_steps(steps, x, training)   # backward needs these same step objects
         loss = self._loss_value(y, y_pred)
         if self._fused_softmax():
             d = steps[-1].backward_preactivation(self.loss.gradient_from_logits(y, y_pred))

@@ -46,6 +46,8 @@ def pool_cases(draw):
         z = rng.standard_normal((n, h, w, f))
     else:   # small integers: many equal values, so many ties (also after the slope)
         z = rng.integers(-3, 4, (n, h, w, f)).astype(float)
+    if draw(st.booleans()):  # a few overflowed or undefined values, as a diverging run makes
+        z.flat[rng.integers(0, z.size, 3)] = rng.choice([np.inf, -np.inf, np.nan], 3)
     bias = rng.integers(-2, 3, f).astype(float) if draw(st.booleans()) else None
     slope = draw(st.sampled_from([0.0, 0.1, 0.3, 1.0]))
     return z, bias, slope, (ph, pw, (sh, sw), pads)
@@ -87,7 +89,8 @@ def test_reference_fused_backward_equals_the_three_steps(case):
     """Bias, LeakyReLU and max-pooling one after the other, forward and backward, in float64."""
     z, bias, slope, geometry = case
     zb = z if bias is None else z + bias
-    y_chain, argmax_chain = kernels.reference.maxpool_forward(reference.leaky_relu_forward(zb, slope), *geometry)
+    activated = reference.leaky_relu_forward(zb, slope) if slope > 0 else np.maximum(zb, 0)   # 0: ReLU
+    y_chain, argmax_chain = kernels.reference.maxpool_forward(activated, *geometry)
     y, argmax = reference.bias_leaky_maxpool_forward(z, bias, slope, *geometry)
     np.testing.assert_array_equal(y, y_chain)
     np.testing.assert_array_equal(argmax, argmax_chain)
@@ -98,6 +101,36 @@ def test_reference_fused_backward_equals_the_three_steps(case):
     dz, d_bias = reference.bias_leaky_maxpool_backward(dy, y, argmax, z.shape, slope, *geometry)
     np.testing.assert_allclose(dz, dz_chain, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(d_bias, dz_chain.reshape(-1, z.shape[-1]).sum(axis=0), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("form", ["leaky_layer", "relu_layer", "activation_relu", "conv_relu", "conv_leaky"])
+def test_fused_block_equals_its_layers_with_inf_and_nan(form):
+    """A diverging run makes inf and NaN: the fused block passes them on exactly as the layers do."""
+    layers = _block(form, 4, 3, 1, "same", True, 0.2, MaxPooling2D(2, padding="same"))
+    plain = Sequential(list(layers))
+    plain.build((None, 5, 5, 2))
+    plain.layers[0].params["bias"][...] = [np.inf, -np.inf, np.nan, 0.5]   # one channel of each, one finite
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 5, 2)).astype(np.float32)
+    x[0, 1, 1, 0] = -np.inf                                                  # and an overflowed input pixel
+    block = fusion.steps(plain.layers)[0]
+    assert isinstance(block, fusion.ConvLeakyPool)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y_fused = block.forward(x, training=True)
+        dy = rng.standard_normal(y_fused.shape).astype(np.float32)
+        dx_fused = block.backward(dy)
+        grads_fused = {key: value.copy() for key, value in plain.layers[0].grads.items()}
+        y_plain = x
+        for layer in plain.layers:
+            y_plain = layer.forward(y_plain, training=True)
+        d = dy
+        for layer in reversed(plain.layers):
+            d = layer.backward(d)
+    np.testing.assert_array_equal(y_fused, y_plain)                 # NaN where NaN, inf where inf
+    np.testing.assert_array_equal(block._argmax, plain.layers[-1]._argmax)
+    np.testing.assert_allclose(dx_fused, d, rtol=1e-6, atol=1e-6)
+    for key, value in grads_fused.items():
+        np.testing.assert_allclose(value, plain.layers[0].grads[key], rtol=1e-5, atol=1e-5)
 
 
 # --- whole models, fused and layer by layer ---------------------------------------
@@ -127,7 +160,7 @@ def block_models(draw):
     pool_size, pool_strides = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     pool_padding = draw(st.sampled_from(["valid", "same"]))
     form = draw(st.sampled_from(ACTIVATION_FORMS))
-    slope = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    slope = draw(st.sampled_from([0.05, 0.1, 0.3]))   # ReLU forms cover slope 0
     use_bias = draw(st.booleans())
     filters, channels = draw(st.integers(1, 4)), draw(st.integers(1, 3))
     two_blocks = draw(st.booleans())
@@ -189,7 +222,7 @@ def test_lab_model_fused_is_bit_identical_to_layer_by_layer():
         plain = _run(model, x, y)
     assert fused[0] == plain[0]
     for ours, theirs in zip([fused[1], fused[2]] + fused[3], [plain[1], plain[2]] + plain[3]):
-        np.testing.assert_array_equal(ours, theirs)
+        assert ours.tobytes() == theirs.tobytes()                     # bit for bit, zero signs included
 
 
 def test_training_fused_and_unfused_ends_with_the_same_weights():
@@ -268,6 +301,12 @@ def test_steps_fuse_only_the_supported_runs():
     # a negative slope is not monotone: the pooled sign no longer tells the slope
     assert _kinds([Conv2D(2, 3, activation=activations.LeakyReLU(-0.5)), MaxPooling2D()]) == [
         "Conv2D", "MaxPooling2D"]
+    # LeakyReLU(0) is not ReLU at -inf (0 * -inf is NaN), so it runs as written
+    assert _kinds([Conv2D(2, 3), LeakyReLU(0.0), MaxPooling2D()]) == ["Conv2D", "LeakyReLU", "MaxPooling2D"]
+
+    class MyLeakyReLU(LeakyReLU):     # a subclass may change forward/backward: never fused
+        pass
+    assert _kinds([Conv2D(2, 3), MyLeakyReLU(0.1), MaxPooling2D()]) == ["Conv2D", "MyLeakyReLU", "MaxPooling2D"]
     # two blocks in a row, each fused
     assert _kinds([Conv2D(2, 3, padding="same"), LeakyReLU(0.1), MaxPooling2D(),
                    Conv2D(2, 3, padding="same", activation="relu"), MaxPooling2D()]) == [

@@ -96,7 +96,7 @@ def im2col(x, kh, kw, stride, pads):
 def _col2im_image(col, dx, sh, sw, top, left):
     """dx[a*SH - top + i, b*SW - left + j, :] += col[a, b, i, j, :], padding dropped.
 
-    col: (OH, OW, KH, KW, C); dx: (H, W, C), filled in place.
+    col: (OH, OW, KH, KW, C); dx: (H, W, C), overwritten (zeroed here, then added into).
     A scatter: walk col in memory order and add each entry to its pixel. (The
     gather, each pixel collecting from the windows that cover it, gives the same
     sums but reads col out of order.)
@@ -192,7 +192,7 @@ def maxpool_forward(x, ph, pw, stride, pads):
 def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
     """dx[winner of window (a, b), c] += dy[a, b, c].
 
-    dy, argmax: (OH, OW, C); dx: (H, W, C), filled in place.
+    dy, argmax: (OH, OW, C); dx: (H, W, C), overwritten (zeroed here, then added into).
     As in reference.py, visit each window cell (i, j) and pass on the gradient of
     the channels it won (comparing with i*PW + j is much cheaper than decoding
     argmax with // and %). Overlapping windows can share a winner: its gradients
@@ -242,7 +242,7 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
 def _bias_leaky_maxpool_forward_image(z, bias, alpha, y, argmax, ph, pw, sh, sw, top, left):
     """y[a, b, c] = max over window (a, b) of leaky(z + bias[c]); argmax as in max-pooling.
 
-    z: (H, W, F); y, argmax: (OH, OW, F), filled in place. The activation is applied
+    z: (H, W, F); y, argmax: (OH, OW, F), overwritten. The activation is applied
     before comparing, as the unfused layers do, so ties go to the same cell.
     """
     h, w, channels = z.shape
@@ -262,8 +262,8 @@ def _bias_leaky_maxpool_forward_image(z, bias, alpha, y, argmax, ph, pw, sh, sw,
                         continue
                     for c in range(channels):
                         v = z[r, s, c] + bias[c]          # the convolution's bias
-                        if not v > 0:
-                            v = alpha * v                 # LeakyReLU
+                        if v <= 0:                        # LeakyReLU; ReLU when alpha is 0 (0, even
+                            v = alpha * v if alpha > 0 else 0   # for -inf; NaN passes, as np.maximum)
                         if v > y[a, b, c]:                # max-pooling: the first winner keeps a tie
                             y[a, b, c] = v
                             argmax[a, b, c] = i * pw + j
@@ -294,7 +294,8 @@ def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
 def _bias_leaky_maxpool_backward_image(dy, y, argmax, alpha, dz, d_bias, ph, pw, sh, sw, top, left):
     """dz[winner of (a, b), c] += slope * dy[a, b, c]; d_bias[c] += the same, for every window.
 
-    dy, y, argmax: (OH, OW, F); dz: (H, W, F), filled in place; d_bias: (F,) float64 totals.
+    dy, y, argmax: (OH, OW, F); dz: (H, W, F), overwritten (zeroed here, then added into);
+    d_bias: (F,) float64 totals, added into.
     slope is 1 where the pooled output y > 0 (the winner's z + bias > 0), else alpha.
     """
     h, w, channels = dz.shape

@@ -112,14 +112,17 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
 def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
     """Three layers in one step: Conv2D's bias, then LeakyReLU, then MaxPooling2D.
 
-    z: (N, H, W, F) the convolution before its bias; bias: (F,) or None.
+    z: (N, H, W, F) the convolution before its bias; bias: (F,) or None; alpha >= 0 the
+    LeakyReLU slope, where alpha = 0 means ReLU, max(z, 0) (0 also for z = -inf).
     Returns (y, argmax), both (N, OH, OW, F), exactly as the three steps one after the
     other would: maxpool(leaky_relu(z + bias)). The fast kernel makes one pass over z
     instead of four (bias, activation, pooling, and the copies between them).
     """
+    xp = get_array_module(z)
     if bias is not None:
         z = z + bias
-    return maxpool_forward(leaky_relu_forward(z, alpha), ph, pw, stride, pads)
+    activated = leaky_relu_forward(z, alpha) if alpha > 0 else xp.maximum(z, 0)
+    return maxpool_forward(activated, ph, pw, stride, pads)
 
 
 def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):

@@ -94,20 +94,25 @@ def main():
         sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args)
 
 
+def same_pads(padding_amounts, h, w, window, stride):
+    """(top, bottom, left, right) of 'same' padding for a square window on an h x w input."""
+    return padding_amounts(h, window, stride, "same") + padding_amounts(w, window, stride, "same")
+
+
 def make_cases(np, padding_amounts, reference, dtype):
     """[(kernel name, input shape, call(module))] for the lab's shapes."""
     rng = np.random.default_rng(0)
     cases = []
     for shape in CONV_SHAPES:
         _, h, w, c = shape
-        pads = padding_amounts(h, 3, 1, "same") + padding_amounts(w, 3, 1, "same")
+        pads = same_pads(padding_amounts, h, w, 3, 1)
         x = rng.standard_normal(shape).astype(dtype)
         col = rng.standard_normal((BATCH * h * w, 9 * c)).astype(dtype)
         cases.append(("im2col 3x3", shape, lambda m, x=x, p=pads: m.im2col(x, 3, 3, (1, 1), p)))
         cases.append(("col2im 3x3", shape, lambda m, col=col, s=shape, p=pads: m.col2im(col, s, 3, 3, (1, 1), p)))
     for shape in POOL_SHAPES:
         _, h, w, c = shape
-        pads = padding_amounts(h, 2, 2, "same") + padding_amounts(w, 2, 2, "same")
+        pads = same_pads(padding_amounts, h, w, 2, 2)
         x = rng.standard_normal(shape).astype(dtype)
         y, argmax = reference.maxpool_forward(x, 2, 2, (2, 2), pads)
         dy = rng.standard_normal(y.shape).astype(dtype)
@@ -129,7 +134,7 @@ def fused_inputs(np, padding_amounts, reference, dtype):
     inputs = []
     for shape in POOL_SHAPES:
         _, h, w, f = shape
-        pads = padding_amounts(h, 2, 2, "same") + padding_amounts(w, 2, 2, "same")
+        pads = same_pads(padding_amounts, h, w, 2, 2)
         z = rng.standard_normal(shape).astype(dtype)
         bias = rng.standard_normal(f).astype(dtype)
         y, argmax = reference.bias_leaky_maxpool_forward(z, bias, SLOPE, 2, 2, (2, 2), pads)
@@ -219,8 +224,8 @@ def sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args)
     def training_step():
         for x, kernel in blocks:
             n, h, w, _ = x.shape
-            conv_pads = padding_amounts(h, 3, 1, "same") + padding_amounts(w, 3, 1, "same")
-            pool_pads = padding_amounts(h, 2, 2, "same") + padding_amounts(w, 2, 2, "same")
+            conv_pads = same_pads(padding_amounts, h, w, 3, 1)
+            pool_pads = same_pads(padding_amounts, h, w, 2, 2)
             col = cpu.im2col(x, 3, 3, (1, 1), conv_pads)                      # (N*H*W, 9*C)
             z = (col @ kernel).reshape(n, h, w, -1)                           # (N, H, W, F)
             y, argmax = cpu.maxpool_forward(z, 2, 2, (2, 2), pool_pads)

@@ -83,6 +83,20 @@ def test_cpu_fused_kernels_match_reference(case, dtype):
     np.testing.assert_allclose(d_bias, d_bias_ref, rtol=tol, atol=tol)
 
 
+@pytest.mark.parametrize("module_name", ["reference", pytest.param("cpu", marks=needs_numba)])
+def test_a_window_won_by_its_padding_passes_nothing_to_the_bias(module_name):
+    """A window of -inf keeps cell 0, here a padding cell: its gradient is dropped, also for the bias."""
+    module = reference if module_name == "reference" else cpu
+    z = np.full((1, 1, 2, 1), -np.inf, np.float32)          # a row of two overflowed values
+    geometry = (1, 3, (1, 1), (0, 0, 1, 1))                  # 1x3 windows, one padding column each side
+    y, argmax = module.bias_leaky_maxpool_forward(z, None, 0.1, *geometry)
+    np.testing.assert_array_equal(y, -np.inf)
+    np.testing.assert_array_equal(argmax, 0)                 # [pad, -inf, -inf] and [-inf, -inf, pad]
+    dz, d_bias = module.bias_leaky_maxpool_backward(np.ones_like(y), y, argmax, z.shape, 0.1, *geometry)
+    np.testing.assert_allclose(dz.ravel(), [0.1, 0.0])       # the first window's winner is padding: dropped
+    np.testing.assert_allclose(d_bias, [0.1])                # ... for the bias too
+
+
 @FAST
 @given(pool_cases())
 def test_reference_fused_backward_equals_the_three_steps(case):

@@ -292,31 +292,38 @@ def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
 
 @image_kernel
 def _bias_leaky_maxpool_backward_image(dy, y, argmax, alpha, dz, d_bias, ph, pw, sh, sw, top, left):
-    """dz[winner of (a, b), c] += slope * dy[a, b, c]; d_bias[c] += the same, for every window.
+    """dz[winner of (a, b), c] += slope * dy[a, b, c], and d_bias[c] += the same.
 
     dy, y, argmax: (OH, OW, F); dz: (H, W, F), overwritten (zeroed here, then added into);
-    d_bias: (F,) float64 totals, added into.
-    slope is 1 where the pooled output y > 0 (the winner's z + bias > 0), else alpha.
+    d_bias: (F,) float64 totals, added into. slope is 1 where the pooled output y > 0 (the
+    winner's z + bias > 0), else alpha. A winner in the padding (a window of -inf or NaN
+    keeps cell 0) passes nothing on, to dz or to the bias: d_bias is exactly dz's sum.
     """
     h, w, channels = dz.shape
     oh, ow, _ = dy.shape
     dz[:] = 0
     for a in range(oh):
         for b in range(ow):
-            for c in range(channels):
-                d_bias[c] += dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
+            r0, s0 = a * sh - top, b * sw - left               # the window's top-left cell
+            inside = r0 >= 0 and s0 >= 0 and r0 + ph <= h and s0 + pw <= w
+            if inside:   # no padding cell can have won: every window's gradient reaches the bias
+                for c in range(channels):
+                    d_bias[c] += dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
             for i in range(ph):
-                r = a * sh - top + i
+                r = r0 + i
                 if r < 0 or r >= h:
                     continue
                 for j in range(pw):
-                    s = b * sw - left + j
+                    s = s0 + j
                     if s < 0 or s >= w:
                         continue
                     cell = i * pw + j
                     for c in range(channels):
                         if argmax[a, b, c] == cell:
-                            dz[r, s, c] += dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
+                            g = dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
+                            dz[r, s, c] += g
+                            if not inside:             # at the border, only winners in the image count
+                                d_bias[c] += g
 
 
 @image_kernel

@@ -51,17 +51,26 @@ class ReLU(Activation):
 
 
 class LeakyReLU(Activation):
-    """f(z) = z if z > 0 else alpha * z; f'(z) = 1 or alpha."""
+    """f(z) = z if z > 0 else negative_slope * z; f'(z) = 1 or negative_slope.
+
+    The default slope is 0.2, Keras's for activation="leaky_relu"; the LeakyReLU *layer*
+    defaults to 0.3, also as in Keras (layers/advanced_activations.py).
+    """
     name = "leaky_relu"
 
-    def __init__(self, alpha=0.2):
-        self.alpha = float(alpha)
+    def __init__(self, negative_slope=0.2):
+        self.negative_slope = float(negative_slope)
+
+    @property
+    def alpha(self):
+        """Keras 2's name for negative_slope."""
+        return self.negative_slope
 
     def forward(self, z):
-        return kernels.leaky_relu_forward(z, self.alpha)
+        return kernels.leaky_relu_forward(z, self.negative_slope)
 
     def backward(self, dy, z, y):
-        return kernels.leaky_relu_backward(dy, z, self.alpha)
+        return kernels.leaky_relu_backward(dy, z, self.negative_slope)
 
 
 class Sigmoid(Activation):
@@ -113,7 +122,8 @@ _BY_NAME = {"linear": Linear, "relu": ReLU, "leaky_relu": LeakyReLU,
 def get(identifier):
     """An activation object from a name, None (linear), a saved config or an activation object.
 
-    A saved config is what serialize() wrote: a name, or {"name": "leaky_relu", "alpha": 0.1}.
+    A saved config is what serialize() wrote: a name, or {"name": "leaky_relu", "negative_slope": 0.1}
+    (files from minicnn 0.1 say "alpha").
     """
     if identifier is None:
         return Linear()
@@ -121,10 +131,10 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
-    if isinstance(identifier, dict) and identifier.get("name") == "leaky_relu" and set(identifier) == {"name", "alpha"}:
-        alpha = identifier["alpha"]
-        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and math.isfinite(alpha) and alpha >= 0:
-            return LeakyReLU(alpha)
+    if isinstance(identifier, dict) and identifier.get("name") == "leaky_relu" and len(identifier) == 2:
+        slope = identifier.get("negative_slope", identifier.get("alpha"))
+        if isinstance(slope, (int, float)) and not isinstance(slope, bool) and math.isfinite(slope) and slope >= 0:
+            return LeakyReLU(slope)
     raise ValueError(
         f"unknown activation {identifier!r}; expected one of {sorted(_BY_NAME)}"
     )
@@ -133,7 +143,7 @@ def get(identifier):
 def serialize(activation):
     """What get() rebuilds the activation from: its name, with the slope for leaky_relu."""
     if isinstance(activation, LeakyReLU):
-        return {"name": activation.name, "alpha": activation.alpha}
+        return {"name": activation.name, "negative_slope": activation.negative_slope}
     return activation.name
 
 

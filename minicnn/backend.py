@@ -86,6 +86,29 @@ def device_of(x):
     return "gpu" if is_gpu_array(x) else "cpu"
 
 
+# fit copies the whole data set to the GPU once when it takes at most this share of the
+# GPU's free memory; otherwise each batch is copied when it is used.
+DEVICE_DATA_SHARE = 0.5
+
+
+def fits_on_device(nbytes, device):
+    """True when `nbytes` of data may stay on `device` for a whole fit (the GPU only)."""
+    if device != "gpu":
+        return False
+    free, _ = cupy.cuda.runtime.memGetInfo()
+    return nbytes <= DEVICE_DATA_SHARE * free
+
+
+def check_same_device(x, device, what):
+    """A clear TypeError when array x is not on `device` ('cpu': NumPy, 'gpu': CuPy)."""
+    found = device_of(x)
+    if found != device:
+        kinds = {"cpu": "a NumPy (CPU) array", "gpu": "a CuPy (GPU) array"}
+        raise TypeError(f"{what}: the model is on the {device.upper()} and expects {kinds[device]}, got "
+                        f"{kinds[found]}; move the model with model.to({found!r}) or the data with "
+                        f"model.prepare_batch(x, y) (fit, evaluate and predict move it for you)")
+
+
 def synchronize(device):
     """Wait until the GPU has finished the work queued so far (nothing to wait for on the CPU)."""
     if device == "gpu":

@@ -37,9 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from minicnn import backend, inspect, kernels, losses
-from minicnn.inspect import label_width
-from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPooling2D
+from minicnn import backend, inspection, kernels, losses
+from minicnn.inspection import label_width
+from minicnn.lab import lab_model
+from minicnn.layers import Dropout, MaxPooling2D
 from minicnn.models import Sequential, load_model
 
 DEFAULT_EPS = 1e-6
@@ -157,12 +158,13 @@ def check_model(model, x, y, training=True, eps=DEFAULT_EPS, max_elements=None, 
     Layers with randomness (Dropout) must have a fixed mask, or pass training=False.
     """
     x = x.copy()
-    model._ensure_built(x)
+    if not model.built:
+        model.build((None,) + tuple(x.shape[1:]))
     params = {f"{layer.name}/{key}": layer.params[key] for layer, key in model.trainable_params()}
     _require_float64(x, *params.values())
 
     def f():
-        return model._loss_value(y, model.forward(x, training=training))
+        return model.compute_loss(x, y, training=training)
 
     _, _, dx = model.compute_gradients(x, y, training=training)
     analytic = {"x": dx, **{f"{layer.name}/{key}": layer.grads[key].copy() for layer, key in model.trainable_params()}}
@@ -201,9 +203,8 @@ def pool_gaps(layer, x):
     is >= 1, above the 0s that im2col pads with.
     """
     ph, pw = layer.pool_size
-    pads, _ = layer._geometry(x.shape)
     shifted = x - x.min() + 1
-    col = kernels.reference.im2col(shifted, ph, pw, layer.strides, pads)   # (N*OH*OW, PH*PW*C)
+    col = kernels.reference.im2col(shifted, layer.window)                  # (N*OH*OW, PH*PW*C)
     windows = np.sort(col.reshape(len(col), ph * pw, -1), axis=1)          # each window, ascending
     return windows[:, -1] - windows[:, -2]
 
@@ -216,9 +217,9 @@ def find_kinks(model, x, eps=DEFAULT_EPS, training=True):
     (each of the two can move by KINK_RADIUS * eps). The values come from one forward pass.
     """
     found = {}
-    for record in inspect.trace(model, x, training=training):
+    for record in inspection.trace(model, x, training=training):
         layer = model.layers[record.index]
-        if record.activation in inspect.RECTIFIERS:
+        if record.activation in inspection.RECTIFIERS:
             z = record.preactivation
             near = int(np.count_nonzero(np.abs(z) < KINK_RADIUS * eps))
             kink = Kink(near, z.size, f"pre-activations within {KINK_RADIUS * eps:.0e} of 0")
@@ -236,23 +237,8 @@ def find_kinks(model, x, eps=DEFAULT_EPS, training=True):
 
 # --- the command line -------------------------------------------------------------------------
 def lab_baseline(image_size=28, channels=1, classes=10):
-    """The lab's baseline network, compiled as the lab does; image_size 28 gives its 356,234 parameters.
-
-    3 x [Conv2D(32, 64, 128 filters, 3x3, same) -> LeakyReLU(0.1) -> MaxPooling2D(2x2, same)],
-    Flatten -> Dense(128) -> LeakyReLU(0.1) -> Dense(classes, softmax).
-    """
-    model = Sequential()
-    for i, filters in enumerate((32, 64, 128)):
-        first = {"input_shape": (image_size, image_size, channels)} if i == 0 else {}
-        model.add(Conv2D(filters, (3, 3), activation="linear", padding="same", **first))
-        model.add(LeakyReLU(alpha=0.1))
-        model.add(MaxPooling2D((2, 2), padding="same"))
-    model.add(Flatten())
-    model.add(Dense(128, activation="linear"))
-    model.add(LeakyReLU(alpha=0.1))
-    model.add(Dense(classes, activation="softmax"))
-    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
-    return model
+    """The lab's baseline network (minicnn.lab), compiled as the lab does, at image_size."""
+    return lab_model(input_shape=(image_size, image_size, channels), num_classes=classes)
 
 
 def as_float64(model):

@@ -1,15 +1,15 @@
 """Sequential and Model: a chain of layers, and the one training loop of minicnn.
 
-One training step (train_on_batch, and fit for every batch):
-    y_pred = forward(x, training=True)          step by step (see below)
-    loss, d = loss(y, y_pred), d loss / d y_pred
-    backward(d)                                 the same steps in reverse; fills layer.grads
+One training step (Model.train_step: train_on_batch, and fit for every batch):
+    y_pred = plan.forward(x, training=True)     step by step (minicnn/plan.py)
+    loss   = plan.loss(y)
+    plan.backward(y)                            the same steps in reverse; fills layer.grads
     optimizer.apply_gradients(grads, params)    updates the weights in place
-A step is a layer, or a Conv2D -> LeakyReLU -> MaxPooling2D run fused into one
-(fusion.py: same numbers, fewer passes over memory). With model.fusion = False, or
-inside `with model.layer_by_layer():`, every step is one layer.
-When the last layer ends in softmax and the loss is a cross-entropy, the loss is
-computed from the logits z and the gradient enters that layer as (p - y) / N.
+The plan is made from the layers once (model.plan): a step is a layer, or a
+Conv2D -> LeakyReLU -> MaxPooling2D run fused into one (same numbers, fewer passes over
+memory). With model.fusion = False, or inside `with model.layer_by_layer():`, every step
+is one layer. When the last layer ends in softmax and the loss is a cross-entropy, the
+loss is computed from the logits z and the gradient enters that layer as (p - y) / N.
 
 Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) and a
 step whose loss or gradients are NaN or infinite changes nothing and is reported.
@@ -20,9 +20,10 @@ import numbers
 
 import numpy as np
 
-from minicnn import activations, backend, fusion, losses, optimizers
+from minicnn import backend, losses, optimizers, saving
 from minicnn import callbacks as callbacks_module
 from minicnn.layers.base import Layer, SymbolicTensor, check_shape, unique_name
+from minicnn.plan import make_plan, replaced
 from minicnn.utils.checks import check_int, check_number
 
 METRIC_NAMES = ("accuracy", "acc")
@@ -55,7 +56,8 @@ class Model:
         self.history = None
         self.completed_epochs = 0  # epochs fit has finished; saved with the model, for resuming
         self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
-        self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (fusion.py)
+        self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (plan.py)
+        self._plan, self._plan_key = None, None
         if inputs is not None or outputs is not None:
             if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
                 raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
@@ -123,16 +125,15 @@ class Model:
         if self.loss is None:
             raise RuntimeError(f"{what}: compile the model first, e.g. model.compile(loss=..., optimizer='adam')")
 
-    def _fused_softmax(self):
-        """True when the last layer's softmax and a cross-entropy loss fuse into (p - y) / N."""
-        last = self.layers[-1]
-        return (not self.loss.from_logits
-                and isinstance(getattr(last, "activation", None), activations.Softmax))
-
-    # --- forward, loss, backward -------------------------------------------------------
-    def _steps(self):
-        """What forward and backward run: the layers, fused where fusion.py can (model.fusion)."""
-        return fusion.steps(self.layers) if self.fusion else self.layers
+    # --- the step plan ---------------------------------------------------------------------
+    @property
+    def plan(self):
+        """The steps forward and backward run (minicnn/plan.py), made again only when the
+        layers, the loss or `fusion` have changed since the last one."""
+        key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss), bool(self.fusion))
+        if key != self._plan_key:
+            self._plan, self._plan_key = make_plan(self.layers, self.loss, self.fusion), key
+        return self._plan
 
     @contextlib.contextmanager
     def layer_by_layer(self):
@@ -143,56 +144,52 @@ class Model:
         finally:
             self.fusion = saved
 
-    def forward(self, x, training=False):
-        """Run x through every layer: x (N, ...) -> y_pred (N, classes)."""
-        return self._forward_steps(self._steps(), x, training)
+    # --- forward, loss, backward -------------------------------------------------------
+    def forward(self, x, training=False, observers=()):
+        """Run x through every step: x (N, ...) -> y_pred (N, classes), on the model's device."""
+        backend.check_same_device(x, self.device, "forward")
+        return self.plan.forward(x, training=training, observers=observers)
 
-    @staticmethod
-    def _forward_steps(steps, x, training):
-        for step in steps:
-            x = step.forward(x, training=training)
-        return x
+    def compute_loss(self, x, y, training=False):
+        """The mean loss on one batch (x, y already on the model's device), without backward."""
+        backend.check_same_device(x, self.device, "compute_loss")
+        plan = self.plan
+        plan.forward(x, training=training)
+        return plan.loss(y)
 
-    def _loss_value(self, y, y_pred):
-        if self._fused_softmax():
-            return self.loss.forward_from_logits(y, self.layers[-1]._z)
-        return self.loss.forward(y, y_pred)
-
-    def compute_gradients(self, x, y, training=True, input_gradient=True):
+    def compute_gradients(self, x, y, training=True, input_gradient=True, observers=()):
         """Forward, loss and backward for one batch, without updating the weights.
 
         Fills every layer's `grads` and returns (loss, y_pred, dx), dx = d loss / d x.
         Training passes input_gradient=False: then the first layer may skip dx (None).
+        `observers` (plan.Observer) are told about every step on the way.
         """
+        backend.check_same_device(x, self.device, "compute_gradients")
         self.layers[0].input_gradient = input_gradient
-        steps = self._steps()           # the layers, or fused blocks of them (never the last layer)
-        y_pred = self._forward_steps(steps, x, training)   # backward needs these same step objects
-        loss = self._loss_value(y, y_pred)
-        if self._fused_softmax():
-            d = steps[-1].backward_preactivation(self.loss.gradient_from_logits(y, y_pred))
-            earlier = steps[-2::-1]
-        else:
-            d = self.loss.gradient(y, y_pred)
-            earlier = steps[::-1]
-        for step in earlier:
-            d = step.backward(d)
-        return loss, y_pred, d
+        plan = self.plan
+        y_pred = plan.forward(x, training=training, observers=observers)
+        loss = plan.loss(y)
+        dx = plan.backward(y, observers=observers)
+        return loss, y_pred, dx
 
     def trainable_params(self):
         """[(layer, name)] of every trainable parameter, in layer order."""
         return [(layer, key) for layer in self.layers if layer.trainable for key in layer.params]
 
-    def _train_step(self, x, y):
-        """One optimizer step; returns (loss as a float, y_pred, problem).
+    def train_step(self, x, y, observers=()):
+        """One optimizer step on a batch already on the model's device (as fit runs it).
 
-        problem is None, or says what went wrong. A NaN or infinite loss or gradient
-        leaves the model as it was: no update (it would turn the weights into NaN), and
-        BatchNormalization's moving statistics are put back. An update that overflows
-        anyway is reported too, since the weights then hold NaN or inf.
+        Returns (loss as a float, y_pred, problem): problem is None, or says what went wrong.
+        A NaN or infinite loss or gradient leaves the model as it was: no update (it would
+        turn the weights into NaN), and BatchNormalization's moving statistics are put back.
+        An update that overflows anyway is reported too, since the weights then hold NaN or inf.
+        Observers hear about every step, and about the update (before_update / after_update,
+        if they have them).
         """
         layer_state = [(array, array.copy()) for layer in self.layers for array in layer.state.values()]
         with np.errstate(**QUIET_FLOATS):
-            loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False)
+            loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False,
+                                                     observers=observers)
         loss = float(loss)
         pairs = [(layer.grads[key], layer.params[key]) for layer, key in self.trainable_params()]
         problem = None
@@ -204,8 +201,12 @@ class Model:
             for array, before in layer_state:
                 array[...] = before
             return loss, y_pred, problem + "; this batch changed no weight"
+        for observer in observers:
+            getattr(observer, "before_update", _ignore)(self.optimizer)
         with np.errstate(**QUIET_FLOATS):
             self.optimizer.apply_gradients(pairs)
+        for observer in observers:
+            getattr(observer, "after_update", _ignore)(self.optimizer)
         slots = [array for arrays in self.optimizer.slots.values() for array in arrays]
         if not _all_finite([param for _, param in pairs] + slots):
             return loss, y_pred, "the update overflowed: the weights or the optimizer state now hold NaN or inf"
@@ -268,12 +269,30 @@ class Model:
                 f"summing to 1; got values {y.min()}..{y.max()} and row sums {row_sums.min():g}..{row_sums.max():g}"
             )
 
+    def prepare_batch(self, x, y=None, what="prepare_batch"):
+        """x (and y) checked as fit checks them, cast to floatx and moved to the model's device:
+        what compute_gradients and train_step take."""
+        if y is not None:
+            self._check_compiled(what)
+        x, y = self._prepare(x, y, what)
+        return self._to_batch(x), (self._target_batch(y) if y is not None else None)
+
     def _to_batch(self, array, index=None, float_data=True):
         """Select rows, cast to floatx and move to the model's device."""
+        if index is not None and backend.is_gpu_array(array):
+            index = backend.cupy.asarray(index)        # rows of data that lives on the GPU
         batch = array if index is None else array[index]
         if float_data:
             batch = batch.astype(backend.floatx(), copy=False)
         return backend.to_device(batch, self.device)
+
+    def _resident(self, x, y):
+        """x and y for a whole fit: on the GPU, copied there once (x as floatx) when they fit
+        (backend.fits_on_device), so that every batch is a slice on the device."""
+        nbytes = x.size * np.dtype(backend.floatx()).itemsize + y.size * max(y.itemsize, 4)
+        if not backend.fits_on_device(nbytes, self.device):
+            return x, y
+        return self._to_batch(x), self._target_batch(y)
 
     def _target_batch(self, y, index=None):
         sparse = isinstance(self.loss, losses.SparseCategoricalCrossentropy)
@@ -317,6 +336,9 @@ class Model:
         verbose = _check_verbose(verbose, "fit")
         callbacks = _check_callbacks(callbacks)
         x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
+        x, y = self._resident(x, y)
+        if validation_data is not None:
+            validation_data = self._resident(*validation_data)
 
         history = callbacks_module.History()
         callback_list = [history] + callbacks
@@ -377,7 +399,7 @@ class Model:
             for callback in callback_list:
                 callback.on_train_batch_begin(step)
             xb, yb = self._to_batch(x, index), self._target_batch(y, index)
-            loss, y_pred, problem = self._train_step(xb, yb)
+            loss, y_pred, problem = self.train_step(xb, yb)
             seen += len(index)
             loss_sum += loss * len(index)
             logs = {"loss": loss_sum / seen}
@@ -401,7 +423,7 @@ class Model:
         """
         x, y = self._prepare_targets(x, y, "train_on_batch")
         yb = self._target_batch(y)
-        loss, y_pred, problem = self._train_step(self._to_batch(x), yb)
+        loss, y_pred, problem = self.train_step(self._to_batch(x), yb)
         if problem:
             raise RuntimeError(_diverged(problem, "train_on_batch"))
         return self._result(loss, self._correct(yb, y_pred) / len(x))
@@ -417,7 +439,7 @@ class Model:
             yb = self._target_batch(y[start:start + batch_size])
             with np.errstate(**QUIET_FLOATS):
                 y_pred = self.forward(xb, training=False)
-                loss_sum += float(self._loss_value(yb, y_pred)) * len(xb)
+                loss_sum += float(self.plan.loss(yb)) * len(xb)
             correct += self._correct(yb, y_pred)
         result = {"loss": loss_sum / len(x)}
         if self.metrics:
@@ -433,7 +455,7 @@ class Model:
         batch_size = _check_batch_size(batch_size, "evaluate")
         verbose = _check_verbose(verbose, "evaluate")
         bar = callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)) if verbose else None
-        result = self._evaluate_arrays(x, y, batch_size)
+        result = self._evaluate_arrays(*self._resident(x, y), batch_size)
         if not math.isfinite(result["loss"]):
             raise RuntimeError(_not_finite_outputs("evaluate"))
         if bar:
@@ -461,16 +483,16 @@ class Model:
     def __call__(self, x, training=False):
         return self.forward(x, training=training)
 
-    # --- looking inside (minicnn.inspect) -----------------------------------------------------
+    # --- looking inside (minicnn.inspection) --------------------------------------------------
     def trace(self, x, y=None, training=True):
-        """Each layer's input, output and (with y) gradients for one batch: see minicnn.inspect.trace."""
-        from minicnn import inspect
-        return inspect.trace(self, x, y, training=training)
+        """Each layer's input, output and (with y) gradients for one batch: see minicnn.inspection.trace."""
+        from minicnn import inspection
+        return inspection.trace(self, x, y, training=training)
 
-    def profile(self, x, y, steps=5, warmup=1):
-        """Forward/backward milliseconds of each layer in a training step: see minicnn.inspect.profile."""
-        from minicnn import inspect
-        return inspect.profile(self, x, y, steps=steps, warmup=warmup)
+    def profile(self, x, y, steps=5, warmup=1, layer_by_layer=False):
+        """Forward/backward milliseconds of each step of a training step: see minicnn.inspection.profile."""
+        from minicnn import inspection
+        return inspection.profile(self, x, y, steps=steps, warmup=warmup, layer_by_layer=layer_by_layer)
 
     # --- weights, devices, files ------------------------------------------------------------
     def get_weights(self):
@@ -504,16 +526,13 @@ class Model:
 
     def save(self, filepath):
         """Save architecture, weights and optimizer state to one file (see saving.py)."""
-        from minicnn import saving
         saving.save_model(self, filepath)
 
     def save_weights(self, filepath):
-        from minicnn import saving
         saving.save_model(self, filepath, include_optimizer=False)
 
     def load_weights(self, filepath):
-        from minicnn import saving
-        self.set_weights(saving.load_model(filepath).get_weights())
+        self.set_weights(load_model(filepath).get_weights())
 
     # --- summary ----------------------------------------------------------------------------
     def summary(self, print_fn=print):
@@ -573,8 +592,7 @@ class Sequential(Model):
 
 def load_model(filepath):
     """Rebuild a model saved with model.save(filepath): layers, weights, compile settings."""
-    from minicnn import saving
-    return saving.load_model(filepath)
+    return saving.load_model(filepath, {"Sequential": Sequential, "Model": Model})
 
 
 # --- checks at the API boundary ---------------------------------------------------------------
@@ -640,6 +658,10 @@ def _check_callbacks(callbacks):
             isinstance(c, callbacks_module.Callback) for c in callbacks):
         raise TypeError(f"fit: callbacks must be a list of minicnn.callbacks.Callback objects, got {callbacks!r}")
     return list(callbacks)
+
+
+def _ignore(*args):
+    """What an observer without before_update / after_update hears."""
 
 
 # --- messages for a run that went wrong -------------------------------------------------------

@@ -1,6 +1,6 @@
 """Matplotlib helpers: training curves, image grids, confusion matrix (the Fashion-MNIST lab), and
 pictures of the inside of a model: first-layer filters, feature maps, activation histograms,
-gradient norms over training, and the time profile of a training step (see minicnn.inspect).
+gradient norms over training, and the time profile of a training step (see minicnn.inspection).
 
 Every helper draws one figure and returns it (a ``matplotlib.figure.Figure``). Give ``path`` and the
 figure is also written there as a PNG, atomically: into a temporary file in the same folder first, then
@@ -37,7 +37,7 @@ _use_agg_without_display()
 import matplotlib.pyplot as plt  # noqa: E402  (after the backend is chosen)
 
 from minicnn import backend  # noqa: E402
-from minicnn.inspect import trace  # noqa: E402
+from minicnn.inspection import trace  # noqa: E402
 from minicnn.layers import Conv2D  # noqa: E402
 from minicnn.utils.files import atomic_write  # noqa: E402
 
@@ -343,7 +343,7 @@ def plot_activation_histograms(records, value="output", bins=50, cols=4, log=Fal
 def plot_gradient_norms(norms, path=None):
     """Each layer's gradient norm ||dL/d params|| over training, one line per layer, log scale.
 
-    norms: a minicnn.inspect.GradientNormLogger (its batch_norms; dotted lines mark the epoch ends)
+    norms: a minicnn.inspection.GradientNormLogger (its batch_norms; dotted lines mark the epoch ends)
     or a dict layer name -> values, one per batch. Batches are numbered from 1. Returns the Figure.
     """
     series = getattr(norms, "batch_norms", norms)
@@ -361,7 +361,7 @@ def plot_gradient_norms(norms, path=None):
 
 
 def plot_profile(profile, path=None):
-    """The time profile of a training step (minicnn.inspect.profile) as bars: forward and backward
+    """The time profile of a training step (minicnn.inspection.profile) as bars: forward and backward
     milliseconds of each layer, then the optimizer update and the rest. Returns the Figure."""
     layers = len(profile.layers)
     labels = [t.name for t in profile.layers] + ["optimizer update", "other (loss, Python)"]

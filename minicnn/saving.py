@@ -168,16 +168,17 @@ def _build_layers(config, path):
     return built
 
 
-def load_model(filepath):
+def load_model(filepath, model_classes):
     """Read a file written by save_model and return the compiled, trained model.
+
+    model_classes: {"Sequential": Sequential, "Model": Model}, the classes to rebuild
+    (models.load_model passes them: this module never imports models.py).
 
     Raises FileNotFoundError (or PermissionError...) when the path cannot be opened, and
     ModelFileError (a ValueError) for anything that is not an intact minicnn model file.
     Nothing in the file is ever executed: arrays are read without pickle, layers,
     losses and optimizers are looked up by name among minicnn's own.
     """
-    from minicnn.models import Model, Sequential
-
     path = os.fspath(filepath)
     try:
         archive = zipfile.ZipFile(path)
@@ -187,7 +188,7 @@ def load_model(filepath):
         raise ModelFileError(f"{path}: not a minicnn model file (not a readable zip: {error})") from None
     with archive:
         config = _read_config(archive, path)
-        cls = Sequential if config.get("class_name") == "Sequential" else Model
+        cls = model_classes["Sequential" if config.get("class_name") == "Sequential" else "Model"]
         model = cls(name=config.get("name"))
         model.layers = _build_layers(config, path)
         rng_state = backend.get_rng_state()  # building draws initial weights, soon replaced:

@@ -1,37 +1,65 @@
 """The one dispatch point for the hot loops: im2col, col2im, max-pool forward/backward,
-the elementwise steps worth fusing (LeakyReLU forward/backward, the dropout mask, the
-Adam update, bias gradients), and Conv2D's bias + LeakyReLU + max-pooling as one step (see minicnn/fusion.py).
+Conv2D's bias + LeakyReLU + max-pooling as one step (see minicnn/plan.py), and the
+elementwise steps worth a kernel (LeakyReLU forward/backward, the dropout mask, the
+Adam update, bias gradients).
 
-Layers call `kernels.im2col(...)` and never ask which device they are on. Here we
-pick the implementation from the array itself:
+Layers call `kernels.im2col(x, window)` and never ask which device they are on. Here
+we pick the implementation from the array itself:
 
-    CuPy array                -> gpu.py      (CuPy raw kernels; not written yet, so reference.py)
-    NumPy array               -> cpu.py      (Numba), unless reference kernels are forced
-    forced, or Numba missing  -> reference.py (plain NumPy, the readable definition)
+    CuPy array     -> gpu.py        (Numba's CUDA target; reference.py if numba-cuda is missing)
+    NumPy array    -> cpu.py        (Numba; reference.py if Numba is missing)
+    any array, when chosen with use_kernels(...) or MINICNN_KERNELS:
+        'reference' -> reference.py (plain NumPy/CuPy, the readable definition)
+        'gpu'       -> gpu.py, NumPy arrays included: with NUMBA_ENABLE_CUDASIM=1 set before
+                       Numba is imported, the CUDA kernels run in Numba's CUDA simulator on
+                       the CPU, which is how machines without a GPU test them.
 
-Force the reference kernels with the environment variable MINICNN_KERNELS=reference
-or with `minicnn.kernels.use_reference_kernels(True)`, to compare the two.
+Window geometry (sizes, strides, pads) travels as one kernels.Window, made when a
+layer is built.
 """
 import os
 
 from minicnn.backend import is_gpu_array
 from minicnn.kernels import reference
-from minicnn.kernels.reference import output_size
+from minicnn.kernels.window import Window, output_size, padding_amounts
 
-_force_reference = os.environ.get("MINICNN_KERNELS", "").lower() == "reference"
+CHOICES = ("auto", "reference", "gpu")
+_choice = os.environ.get("MINICNN_KERNELS", "auto").lower() or "auto"
+if _choice not in CHOICES:
+    raise ValueError(f"MINICNN_KERNELS must be one of {CHOICES}, got {os.environ['MINICNN_KERNELS']!r}")
+
+
+def use_kernels(choice="auto"):
+    """Route every kernel call: 'auto' (by device), 'reference' (reference.py) or 'gpu' (gpu.py).
+
+    Returns the previous choice, so that a caller can put it back.
+    """
+    global _choice
+    if choice not in CHOICES:
+        raise ValueError(f"use_kernels: choice must be one of {CHOICES}, got {choice!r}")
+    previous, _choice = _choice, choice
+    if choice == "gpu" and load("gpu") is None:
+        _choice = previous
+        raise ImportError("use_kernels('gpu') needs numba-cuda (pip install minicnn[gpu], or numba-cuda with "
+                          "NUMBA_ENABLE_CUDASIM=1 to run the kernels in Numba's CUDA simulator)")
+    return previous
 
 
 def use_reference_kernels(flag=True):
-    """Route every kernel call to reference.py (True) or to the fast kernels (False)."""
-    global _force_reference
-    _force_reference = bool(flag)
+    """Route every kernel call to reference.py (True) or choose by device again (False)."""
+    return use_kernels("reference" if flag else "auto")
+
+
+def kernel_choice():
+    """The current choice: 'auto', 'reference' or 'gpu'."""
+    return _choice
 
 
 _fast_modules = {}  # "cpu" / "gpu" -> the imported module, or None when it cannot be imported
 
 
-def _load_fast(module_name):
-    """Import cpu.py / gpu.py once, on first use; None when it (or Numba / CuPy) is missing."""
+def load(module_name):
+    """Import cpu.py or gpu.py once, on first use; None when it (Numba, numba-cuda) is missing."""
     if module_name not in _fast_modules:
         try:
             if module_name == "cpu":
@@ -46,65 +74,52 @@ def _load_fast(module_name):
 
 def implementation(x):
     """The kernel module that will run for array x."""
-    if _force_reference:
+    if _choice == "reference":
         return reference
-    fast = _load_fast("gpu" if is_gpu_array(x) else "cpu")
+    fast = load("gpu" if _choice == "gpu" or is_gpu_array(x) else "cpu")
     return fast if fast is not None else reference
 
 
-def padding_amounts(size, window, stride, padding):
-    """(pad_before, pad_after) along one axis, for padding 'valid' or 'same' (as Keras/TF).
-
-    'same' gives ceil(size / stride) outputs; an odd total pad puts the extra cell
-    after (bottom / right), so a 7-pixel row pooled by 2 becomes 4 with one pad cell at the end.
-    """
-    if padding == "valid":
-        return 0, 0
-    out = -(-size // stride)  # ceil(size / stride)
-    total = max((out - 1) * stride + window - size, 0)
-    return total // 2, total - total // 2
-
-
-def im2col(x, kh, kw, stride, pads):
+def im2col(x, window):
     """x (N, H, W, C) -> col (N*OH*OW, KH*KW*C). See reference.im2col."""
-    return implementation(x).im2col(x, kh, kw, stride, pads)
+    return implementation(x).im2col(x, window)
 
 
-def col2im(col, x_shape, kh, kw, stride, pads):
+def col2im(col, window):
     """col (N*OH*OW, KH*KW*C) -> dx (N, H, W, C). See reference.col2im."""
-    return implementation(col).col2im(col, x_shape, kh, kw, stride, pads)
+    return implementation(col).col2im(col, window)
 
 
-def maxpool_forward(x, ph, pw, stride, pads):
+def maxpool_forward(x, window):
     """x (N, H, W, C) -> (y, argmax), both (N, OH, OW, C). See reference.maxpool_forward."""
-    return implementation(x).maxpool_forward(x, ph, pw, stride, pads)
+    return implementation(x).maxpool_forward(x, window)
 
 
-def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+def maxpool_backward(dy, argmax, window):
     """dy (N, OH, OW, C) -> dx (N, H, W, C). See reference.maxpool_backward."""
-    return implementation(dy).maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads)
+    return implementation(dy).maxpool_backward(dy, argmax, window)
 
 
-def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_forward(z, bias, negative_slope, window):
     """Conv2D's bias, LeakyReLU and MaxPooling2D in one pass: z (N, H, W, F) -> (y, argmax).
     See reference.bias_leaky_maxpool_forward."""
-    return implementation(z).bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads)
+    return implementation(z).bias_leaky_maxpool_forward(z, bias, negative_slope, window)
 
 
-def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_backward(dy, y, argmax, negative_slope, window):
     """Back through the three: dy (N, OH, OW, F) -> (dz (N, H, W, F), d_bias (F,)).
     See reference.bias_leaky_maxpool_backward."""
-    return implementation(dy).bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads)
+    return implementation(dy).bias_leaky_maxpool_backward(dy, y, argmax, negative_slope, window)
 
 
-def leaky_relu_forward(z, alpha):
-    """y = max(z, alpha * z) elementwise. See reference.leaky_relu_forward."""
-    return implementation(z).leaky_relu_forward(z, alpha)
+def leaky_relu_forward(z, negative_slope):
+    """y = max(z, negative_slope * z) elementwise. See reference.leaky_relu_forward."""
+    return implementation(z).leaky_relu_forward(z, negative_slope)
 
 
-def leaky_relu_backward(dy, z, alpha):
-    """dz = dy * (1 if z > 0 else alpha). See reference.leaky_relu_backward."""
-    return implementation(dy).leaky_relu_backward(dy, z, alpha)
+def leaky_relu_backward(dy, z, negative_slope):
+    """dz = dy * (1 if z > 0 else negative_slope). See reference.leaky_relu_backward."""
+    return implementation(dy).leaky_relu_backward(dy, z, negative_slope)
 
 
 def sum_rows(a):
@@ -122,7 +137,7 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
     implementation(param).adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon)
 
 
-__all__ = ["im2col", "col2im", "maxpool_forward", "maxpool_backward", "padding_amounts",
-           "leaky_relu_forward", "leaky_relu_backward",
-           "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward", "dropout_forward", "adam_update", "sum_rows",
-           "output_size", "use_reference_kernels", "implementation", "reference"]
+__all__ = ["Window", "padding_amounts", "output_size", "im2col", "col2im", "maxpool_forward",
+           "maxpool_backward", "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward",
+           "leaky_relu_forward", "leaky_relu_backward", "dropout_forward", "adam_update", "sum_rows",
+           "use_kernels", "use_reference_kernels", "kernel_choice", "implementation", "load", "reference"]

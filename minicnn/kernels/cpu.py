@@ -7,8 +7,9 @@ code, so a loop costs what it would cost in C.
 Each kernel comes in three small pieces:
   - `_..._image`: the loops for ONE image: this is the algorithm;
   - `_..._batch`: runs it on every image of the batch;
-  - the public wrapper: works out the output size, allocates the output in the
-    input's dtype (float32 stays float32, float64 stays float64) and calls `_..._batch`.
+  - the public wrapper: reads the sizes from the `window` (kernels.Window), allocates
+    the output in the input's dtype (float32 stays float32, float64 stays float64) and
+    calls `_..._batch`.
 
 Threads. The batch loops are written with `numba.prange`: images are independent and
 each writes only its own slice of the output, so compiled with `parallel=True` they
@@ -16,8 +17,8 @@ could run on all cores with no two threads ever writing the same cell. We compil
 them serially (PARALLEL = False; prange then is a plain range), because that measured
 faster for the lab model: its matrix products already keep every core busy with
 NumPy's BLAS threads, and Numba's OpenMP threads, spinning between kernel calls,
-fought them for the cores (the conv/pool part of a training step got 1.5-2.3x
-slower on 2 cores). `python benchmarks/bench_kernels.py --parallel` measures it.
+fought them for the cores (the conv/pool part of a training step got slower on 2
+cores: benchmarks/RESULTS.md). `python benchmarks/bench_kernels.py --parallel` measures it.
 
 Compiled code is cached on disk (`cache=True`, in __pycache__ next to this file), so
 only the first run on a machine pays the compile time; later processes load it.
@@ -30,23 +31,17 @@ import numpy as np
 from numba import prange
 
 from minicnn.kernels import reference
-from minicnn.kernels.reference import output_size
 
 PARALLEL = False                                           # see "Threads" above
 # error_model="numpy": a float division by zero gives inf or nan, as in NumPy (and in
 # reference.py), instead of Python's ZeroDivisionError. Checking for that exception
-# in every iteration also kept LLVM from vectorizing the loops (Adam: 3.5x slower).
-image_kernel = numba.njit(cache=True, error_model="numpy")                      # the loops for one image
-batch_kernel = numba.njit(cache=True, error_model="numpy", parallel=PARALLEL)   # the loop over the images
-
-
-def _geometry(kh, kw, stride, pads):
-    """Plain Python ints (one compiled version serves them all): kh, kw, sh, sw, top, bottom, left, right."""
-    return (int(kh), int(kw), int(stride[0]), int(stride[1])) + tuple(int(p) for p in pads)
+# in every iteration also kept LLVM from vectorizing the loops (benchmarks/RESULTS.md).
+compiled = numba.njit(cache=True, error_model="numpy")                           # a loop, compiled
+compiled_batch = numba.njit(cache=True, error_model="numpy", parallel=PARALLEL)  # the loop over the images
 
 
 # --- im2col ---------------------------------------------------------------------
-@image_kernel
+@compiled
 def _im2col_image(x, col, sh, sw, top, left):
     """col[a, b, i, j, :] = x[a*SH - top + i, b*SW - left + j, :], or 0 in the padding.
 
@@ -68,31 +63,29 @@ def _im2col_image(x, col, sh, sw, top, left):
                             col[a, b, i, j, c] = 0
 
 
-@batch_kernel
+@compiled_batch
 def _im2col_batch(x, col, sh, sw, top, left):
     """x: (N, H, W, C) -> col: (N, OH, OW, KH, KW, C), image by image."""
     for n in prange(x.shape[0]):
         _im2col_image(x[n], col[n], sh, sw, top, left)
 
 
-def im2col(x, kh, kw, stride, pads):
+def im2col(x, window):
     """x (N, H, W, C) -> col (N*OH*OW, KH*KW*C), rows ordered (kh, kw, c). See reference.im2col."""
     if x.shape[3] == 1:
-        # One channel: the reference's KH*KW strided copies beat this loop (0.6 vs 1.4 ms
-        # for the lab's first layer); from 2 channels on, the loop wins.
-        return reference.im2col(x, kh, kw, stride, pads)
-    kh, kw, sh, sw, top, bottom, left, right = _geometry(kh, kw, stride, pads)
+        # One channel: the reference's KH*KW strided copies beat this loop for the lab's
+        # first layer (benchmarks/RESULTS.md); from 2 channels on, the loop wins.
+        return reference.im2col(x, window)
     x = np.ascontiguousarray(x)
-    n, h, w, c = x.shape
-    oh = output_size(h, kh, sh, top, bottom)
-    ow = output_size(w, kw, sw, left, right)
+    n, c = x.shape[0], x.shape[3]
+    kh, kw, oh, ow = window.kh, window.kw, window.oh, window.ow
     col = np.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
-    _im2col_batch(x, col, sh, sw, top, left)
+    _im2col_batch(x, col, window.sh, window.sw, window.top, window.left)
     return col.reshape(n * oh * ow, kh * kw * c)      # a view: col is contiguous
 
 
 # --- col2im ---------------------------------------------------------------------
-@image_kernel
+@compiled
 def _col2im_image(col, dx, sh, sw, top, left):
     """dx[a*SH - top + i, b*SW - left + j, :] += col[a, b, i, j, :], padding dropped.
 
@@ -118,27 +111,25 @@ def _col2im_image(col, dx, sh, sw, top, left):
                         dx[r, s, c] += col[a, b, i, j, c]
 
 
-@batch_kernel
+@compiled_batch
 def _col2im_batch(col, dx, sh, sw, top, left):
     """col: (N, OH, OW, KH, KW, C) -> dx: (N, H, W, C). Image n adds only into dx[n]."""
     for n in prange(dx.shape[0]):
         _col2im_image(col[n], dx[n], sh, sw, top, left)
 
 
-def col2im(col, x_shape, kh, kw, stride, pads):
+def col2im(col, window):
     """col (N*OH*OW, KH*KW*C) -> dx (N, H, W, C), overlaps summed. See reference.col2im."""
-    kh, kw, sh, sw, top, bottom, left, right = _geometry(kh, kw, stride, pads)
-    n, h, w, c = (int(d) for d in x_shape)
-    oh = output_size(h, kh, sh, top, bottom)
-    ow = output_size(w, kw, sw, left, right)
+    kh, kw, oh, ow = window.kh, window.kw, window.oh, window.ow
+    n, c = col.shape[0] // (oh * ow), col.shape[1] // (kh * kw)
     col = np.ascontiguousarray(col).reshape(n, oh, ow, kh, kw, c)
-    dx = np.empty((n, h, w, c), dtype=col.dtype)     # each image's kernel zeroes its part
-    _col2im_batch(col, dx, sh, sw, top, left)
+    dx = np.empty((n, window.h, window.w, c), dtype=col.dtype)     # each image's kernel zeroes its part
+    _col2im_batch(col, dx, window.sh, window.sw, window.top, window.left)
     return dx
 
 
 # --- max-pooling forward --------------------------------------------------------
-@image_kernel
+@compiled
 def _maxpool_forward_image(x, y, argmax, ph, pw, sh, sw, top, left):
     """y[a, b, c] = max of x over window (a, b); argmax = i*PW + j of the first winner.
 
@@ -167,28 +158,24 @@ def _maxpool_forward_image(x, y, argmax, ph, pw, sh, sw, top, left):
                             argmax[a, b, c] = i * pw + j
 
 
-@batch_kernel
+@compiled_batch
 def _maxpool_forward_batch(x, y, argmax, ph, pw, sh, sw, top, left):
     """x: (N, H, W, C) -> y, argmax: (N, OH, OW, C), image by image."""
     for n in prange(x.shape[0]):
         _maxpool_forward_image(x[n], y[n], argmax[n], ph, pw, sh, sw, top, left)
 
 
-def maxpool_forward(x, ph, pw, stride, pads):
+def maxpool_forward(x, window):
     """x (N, H, W, C) -> (y, argmax int32), both (N, OH, OW, C). See reference.maxpool_forward."""
-    ph, pw, sh, sw, top, bottom, left, right = _geometry(ph, pw, stride, pads)
     x = np.ascontiguousarray(x)
-    n, h, w, c = x.shape
-    oh = output_size(h, ph, sh, top, bottom)
-    ow = output_size(w, pw, sw, left, right)
-    y = np.empty((n, oh, ow, c), dtype=x.dtype)
-    argmax = np.empty((n, oh, ow, c), dtype=np.int32)
-    _maxpool_forward_batch(x, y, argmax, ph, pw, sh, sw, top, left)
+    shape = (x.shape[0], window.oh, window.ow, x.shape[3])
+    y, argmax = np.empty(shape, dtype=x.dtype), np.empty(shape, dtype=np.int32)
+    _maxpool_forward_batch(x, y, argmax, window.kh, window.kw, window.sh, window.sw, window.top, window.left)
     return y, argmax
 
 
 # --- max-pooling backward -------------------------------------------------------
-@image_kernel
+@compiled
 def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
     """dx[winner of window (a, b), c] += dy[a, b, c].
 
@@ -217,20 +204,19 @@ def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
                             dx[r, s, c] += dy[a, b, c]
 
 
-@batch_kernel
+@compiled_batch
 def _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left):
     """dy, argmax: (N, OH, OW, C) -> dx: (N, H, W, C). Image n adds only into dx[n]."""
     for n in prange(dx.shape[0]):
         _maxpool_backward_image(dy[n], argmax[n], dx[n], ph, pw, sh, sw, top, left)
 
 
-def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+def maxpool_backward(dy, argmax, window):
     """dy (N, OH, OW, C) -> dx (N, H, W, C). See reference.maxpool_backward."""
-    ph, pw, sh, sw, top, _, left, _ = _geometry(ph, pw, stride, pads)
     dy = np.ascontiguousarray(dy)
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
-    dx = np.empty(tuple(int(d) for d in x_shape), dtype=dy.dtype)   # zeroed image by image
-    _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left)
+    dx = np.empty((dy.shape[0], window.h, window.w, dy.shape[3]), dtype=dy.dtype)   # zeroed image by image
+    _maxpool_backward_batch(dy, argmax, dx, window.kh, window.kw, window.sh, window.sw, window.top, window.left)
     return dx
 
 
@@ -238,8 +224,8 @@ def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
 # Three layers, one pass: the convolution's output z is read once, and neither z + bias
 # nor the activation's output is ever written out at full size. (Unfused, the lab's first
 # block reads or writes its (64, 28, 28, 32) array eleven times a step; fused, three.)
-@image_kernel
-def _bias_leaky_maxpool_forward_image(z, bias, alpha, y, argmax, ph, pw, sh, sw, top, left):
+@compiled
+def _bias_leaky_maxpool_forward_image(z, bias, negative_slope, y, argmax, ph, pw, sh, sw, top, left):
     """y[a, b, c] = max over window (a, b) of leaky(z + bias[c]); argmax as in max-pooling.
 
     z: (H, W, F); y, argmax: (OH, OW, F), overwritten. The activation is applied
@@ -262,41 +248,39 @@ def _bias_leaky_maxpool_forward_image(z, bias, alpha, y, argmax, ph, pw, sh, sw,
                         continue
                     for c in range(channels):
                         v = z[r, s, c] + bias[c]          # the convolution's bias
-                        if v <= 0:                        # LeakyReLU; ReLU when alpha is 0 (0, even
-                            v = alpha * v if alpha > 0 else 0   # for -inf; NaN passes, as np.maximum)
+                        if v <= 0:                        # LeakyReLU; ReLU when negative_slope is 0 (0, even
+                            v = negative_slope * v if negative_slope > 0 else 0   # for -inf; NaN passes, as np.maximum)
                         if v > y[a, b, c]:                # max-pooling: the first winner keeps a tie
                             y[a, b, c] = v
                             argmax[a, b, c] = i * pw + j
 
 
-@batch_kernel
-def _bias_leaky_maxpool_forward_batch(z, bias, alpha, y, argmax, ph, pw, sh, sw, top, left):
+@compiled_batch
+def _bias_leaky_maxpool_forward_batch(z, bias, negative_slope, y, argmax, ph, pw, sh, sw, top, left):
     for n in prange(z.shape[0]):
-        _bias_leaky_maxpool_forward_image(z[n], bias, alpha, y[n], argmax[n], ph, pw, sh, sw, top, left)
+        _bias_leaky_maxpool_forward_image(z[n], bias, negative_slope, y[n], argmax[n], ph, pw, sh, sw, top, left)
 
 
-def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_forward(z, bias, negative_slope, window):
     """z (N, H, W, F), bias (F,) or None -> (y, argmax int32), (N, OH, OW, F).
     See reference.bias_leaky_maxpool_forward."""
-    ph, pw, sh, sw, top, bottom, left, right = _geometry(ph, pw, stride, pads)
     z = np.ascontiguousarray(z)
-    n, h, w, f = z.shape
+    f = z.shape[3]
     bias = np.zeros(f, z.dtype) if bias is None else np.ascontiguousarray(bias, dtype=z.dtype)
-    oh = output_size(h, ph, sh, top, bottom)
-    ow = output_size(w, pw, sw, left, right)
-    y = np.empty((n, oh, ow, f), dtype=z.dtype)
-    argmax = np.empty((n, oh, ow, f), dtype=np.int32)
-    _bias_leaky_maxpool_forward_batch(z, bias, z.dtype.type(alpha), y, argmax, ph, pw, sh, sw, top, left)
+    shape = (z.shape[0], window.oh, window.ow, f)
+    y, argmax = np.empty(shape, dtype=z.dtype), np.empty(shape, dtype=np.int32)
+    _bias_leaky_maxpool_forward_batch(z, bias, z.dtype.type(negative_slope), y, argmax, window.kh, window.kw,
+                                      window.sh, window.sw, window.top, window.left)
     return y, argmax
 
 
-@image_kernel
-def _bias_leaky_maxpool_backward_image(dy, y, argmax, alpha, dz, d_bias, ph, pw, sh, sw, top, left):
+@compiled
+def _bias_leaky_maxpool_backward_image(dy, y, argmax, negative_slope, dz, d_bias, ph, pw, sh, sw, top, left):
     """dz[winner of (a, b), c] += slope * dy[a, b, c], and d_bias[c] += the same.
 
     dy, y, argmax: (OH, OW, F); dz: (H, W, F), overwritten (zeroed here, then added into);
     d_bias: (F,) float64 totals, added into. slope is 1 where the pooled output y > 0 (the
-    winner's z + bias > 0), else alpha. A winner in the padding (a window of -inf or NaN
+    winner's z + bias > 0), else negative_slope. A winner in the padding (a window of -inf or NaN
     keeps cell 0) passes nothing on, to dz or to the bias: d_bias is exactly dz's sum.
     """
     h, w, channels = dz.shape
@@ -308,7 +292,7 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, alpha, dz, d_bias, ph, pw,
             inside = r0 >= 0 and s0 >= 0 and r0 + ph <= h and s0 + pw <= w
             if inside:   # no padding cell can have won: every window's gradient reaches the bias
                 for c in range(channels):
-                    d_bias[c] += dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
+                    d_bias[c] += dy[a, b, c] if y[a, b, c] > 0 else negative_slope * dy[a, b, c]
             for i in range(ph):
                 r = r0 + i
                 if r < 0 or r >= h:
@@ -320,63 +304,63 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, alpha, dz, d_bias, ph, pw,
                     cell = i * pw + j
                     for c in range(channels):
                         if argmax[a, b, c] == cell:
-                            g = dy[a, b, c] if y[a, b, c] > 0 else alpha * dy[a, b, c]
+                            g = dy[a, b, c] if y[a, b, c] > 0 else negative_slope * dy[a, b, c]
                             dz[r, s, c] += g
                             if not inside:             # at the border, only winners in the image count
                                 d_bias[c] += g
 
 
-@image_kernel
-def _bias_leaky_maxpool_backward_batch(dy, y, argmax, alpha, dz, d_bias, ph, pw, sh, sw, top, left):
-    # Serial on purpose: every image adds into the same d_bias.
+@compiled
+def _bias_leaky_maxpool_backward_batch(dy, y, argmax, negative_slope, dz, d_bias, ph, pw, sh, sw, top, left):
+    """Image by image, serially on purpose: every image adds into the same d_bias."""
     for n in range(dy.shape[0]):
-        _bias_leaky_maxpool_backward_image(dy[n], y[n], argmax[n], alpha, dz[n], d_bias, ph, pw, sh, sw, top, left)
+        _bias_leaky_maxpool_backward_image(dy[n], y[n], argmax[n], negative_slope, dz[n], d_bias, ph, pw, sh, sw, top, left)
 
 
-def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_backward(dy, y, argmax, negative_slope, window):
     """dy, y, argmax (N, OH, OW, F) -> (dz (N, H, W, F), d_bias (F,)).
     See reference.bias_leaky_maxpool_backward."""
-    ph, pw, sh, sw, top, _, left, _ = _geometry(ph, pw, stride, pads)
     dy, y = np.ascontiguousarray(dy), np.ascontiguousarray(y)
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
-    dz = np.empty(tuple(int(d) for d in z_shape), dtype=dy.dtype)   # zeroed image by image
+    dz = np.empty((dy.shape[0], window.h, window.w, dy.shape[3]), dtype=dy.dtype)   # zeroed image by image
     d_bias = np.zeros(dz.shape[-1], dtype=np.float64)
-    _bias_leaky_maxpool_backward_batch(dy, y, argmax, dy.dtype.type(alpha), dz, d_bias, ph, pw, sh, sw, top, left)
+    _bias_leaky_maxpool_backward_batch(dy, y, argmax, dy.dtype.type(negative_slope), dz, d_bias, window.kh,
+                                       window.kw, window.sh, window.sw, window.top, window.left)
     return dz, d_bias.astype(dy.dtype)
 
 
 # --- elementwise: LeakyReLU and the Adam update -----------------------------------
-# NumPy evaluates `where(z > 0, z, alpha * z)` in three passes over memory, each with
+# NumPy evaluates `where(z > 0, z, negative_slope * z)` in three passes over memory, each with
 # its own temporary array; one compiled loop reads z once and writes y once.
-@image_kernel
-def _leaky_relu_forward_flat(z, y, alpha):
+@compiled
+def _leaky_relu_forward_flat(z, y, negative_slope):
     for k in range(z.size):
-        y[k] = z[k] if z[k] > 0 else alpha * z[k]
+        y[k] = z[k] if z[k] > 0 else negative_slope * z[k]
 
 
-@image_kernel
-def _leaky_relu_backward_flat(dy, z, dz, alpha):
+@compiled
+def _leaky_relu_backward_flat(dy, z, dz, negative_slope):
     for k in range(dy.size):
-        dz[k] = dy[k] if z[k] > 0 else alpha * dy[k]
+        dz[k] = dy[k] if z[k] > 0 else negative_slope * dy[k]
 
 
-def leaky_relu_forward(z, alpha):
-    """y = z where z > 0, else alpha * z. See reference.leaky_relu_forward."""
+def leaky_relu_forward(z, negative_slope):
+    """y = z where z > 0, else negative_slope * z. See reference.leaky_relu_forward."""
     z = np.ascontiguousarray(z)
     y = np.empty_like(z)
-    _leaky_relu_forward_flat(z.reshape(-1), y.reshape(-1), z.dtype.type(alpha))
+    _leaky_relu_forward_flat(z.reshape(-1), y.reshape(-1), z.dtype.type(negative_slope))
     return y
 
 
-def leaky_relu_backward(dy, z, alpha):
-    """dz = dy where z > 0, else alpha * dy. See reference.leaky_relu_backward."""
+def leaky_relu_backward(dy, z, negative_slope):
+    """dz = dy where z > 0, else negative_slope * dy. See reference.leaky_relu_backward."""
     dy, z = np.ascontiguousarray(dy), np.ascontiguousarray(z)
     dz = np.empty_like(dy)
-    _leaky_relu_backward_flat(dy.reshape(-1), z.reshape(-1), dz.reshape(-1), dy.dtype.type(alpha))
+    _leaky_relu_backward_flat(dy.reshape(-1), z.reshape(-1), dz.reshape(-1), dy.dtype.type(negative_slope))
     return dz
 
 
-@image_kernel
+@compiled
 def _dropout_forward_flat(x, u, rate, scale, y, mask):
     for k in range(x.size):
         mask[k] = scale if u[k] >= rate else 0
@@ -393,7 +377,7 @@ def dropout_forward(x, u, rate):
     return y, mask
 
 
-@image_kernel
+@compiled
 def _adam_update_flat(param, grad, m, v, step_size, rate_1, rate_2, epsilon):
     for k in range(param.size):
         m[k] += rate_1 * (grad[k] - m[k])
@@ -411,7 +395,7 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
 
 
 # --- sum of rows (bias gradients) --------------------------------------------------
-@image_kernel
+@compiled
 def _sum_rows(a, total):
     for r in range(a.shape[0]):
         for c in range(a.shape[1]):
@@ -419,8 +403,8 @@ def _sum_rows(a, total):
 
 
 def sum_rows(a):
-    """(M, F) -> (F,). NumPy's a.sum(axis=0) walks a column-wise reduction about 5x
-    slower on the lab's (50176, 32) gradient; one pass over the rows, adding into
+    """(M, F) -> (F,). NumPy's a.sum(axis=0) walks a column-wise reduction, much
+    slower on the lab's (50176, 32) gradient (benchmarks/RESULTS.md); one pass over the rows, adding into
     float64 totals (so no precision is lost over 50,000 rows), is memory speed."""
     total = np.zeros(a.shape[1], dtype=np.float64)
     _sum_rows(np.ascontiguousarray(a), total)

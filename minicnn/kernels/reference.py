@@ -3,33 +3,28 @@
 These are the definitions; the fast kernels (cpu.py with Numba, gpu.py with CuPy)
 must give the same numbers and are tested against them. All arrays are NHWC.
 
-Notation: x (N, H, W, C) is the input; the window is (KH, KW) and moves by
-stride (SH, SW) over the input padded by (top, bottom, left, right);
-OH = (H + top + bottom - KH) // SH + 1, and likewise OW.
+Notation: x (N, H, W, C) is the input; `window` (a kernels.Window, made when the
+layer is built) says how a (KH, KW) window moves by strides (SH, SW) over the input
+padded by (top, bottom, left, right), and how many positions (OH, OW) it takes.
 Every function here also runs on CuPy arrays (it only uses `xp`).
 """
 from minicnn.backend import get_array_module
 
 
-def output_size(size, window, stride, pad_before, pad_after):
-    """How many window positions fit along one axis of the padded input."""
-    return (size + pad_before + pad_after - window) // stride + 1
-
-
-def _out_hw(shape, kh, kw, stride, pads):
-    _, h, w, _ = shape
-    top, bottom, left, right = pads
-    return (output_size(h, kh, stride[0], top, bottom),
-            output_size(w, kw, stride[1], left, right))
-
-
-def _pad(x, pads, value):
+def _pad(x, window, value):
+    """x (N, H, W, C) with the window's padding cells added around H and W, filled with value."""
     xp = get_array_module(x)
-    top, bottom, left, right = pads
-    return xp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
+    return xp.pad(x, ((0, 0), (window.top, window.bottom), (window.left, window.right), (0, 0)),
+                  constant_values=value)
 
 
-def im2col(x, kh, kw, stride, pads):
+def _cells(window, i, j):
+    """The slices that pick window cell (i, j) of every window from the padded input."""
+    return (slice(None), slice(i, i + window.sh * window.oh, window.sh),
+            slice(j, j + window.sw * window.ow, window.sw), slice(None))
+
+
+def im2col(x, window):
     """Unfold every (KH, KW) window of x into one row.
 
     x: (N, H, W, C) -> col: (N*OH*OW, KH*KW*C), a row per output pixel, its
@@ -37,38 +32,46 @@ def im2col(x, kh, kw, stride, pads):
     Then convolution is one matrix product: y = col @ kernel.
     """
     xp = get_array_module(x)
-    n, _, _, c = x.shape
-    oh, ow = _out_hw(x.shape, kh, kw, stride, pads)
-    sh, sw = stride
-    padded = _pad(x, pads, 0)
+    n, c = x.shape[0], x.shape[3]
+    kh, kw, oh, ow = window.kh, window.kw, window.oh, window.ow
+    padded = _pad(x, window, 0)
     col = xp.empty((n, oh, ow, kh, kw, c), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
             # the (i, j) cell of every window: a strided slice of the padded input
-            col[:, :, :, i, j, :] = padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :]
+            col[:, :, :, i, j, :] = padded[_cells(window, i, j)]
     return col.reshape(n * oh * ow, kh * kw * c)
 
 
-def col2im(col, x_shape, kh, kw, stride, pads):
+def col2im(col, window):
     """The adjoint of im2col: add every row's entries back to the pixels they came from.
 
     col: (N*OH*OW, KH*KW*C) -> dx: (N, H, W, C). A pixel covered by several windows
     receives the sum of their contributions; padding cells are dropped.
     """
-    xp = get_array_module(col)
-    n, h, w, c = x_shape
-    top, bottom, left, right = pads
-    oh, ow = _out_hw(x_shape, kh, kw, stride, pads)
-    sh, sw = stride
+    kh, kw, oh, ow = window.kh, window.kw, window.oh, window.ow
+    n, c = col.shape[0] // (oh * ow), col.shape[1] // (kh * kw)
     col = col.reshape(n, oh, ow, kh, kw, c)
-    padded = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=col.dtype)
+    padded = _zeros_padded(col, n, window, c)
     for i in range(kh):
         for j in range(kw):
-            padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] += col[:, :, :, i, j, :]
-    return padded[:, top:top + h, left:left + w, :]
+            padded[_cells(window, i, j)] += col[:, :, :, i, j, :]
+    return _unpad(padded, window)
 
 
-def maxpool_forward(x, ph, pw, stride, pads):
+def _zeros_padded(like, n, window, c):
+    """Zeros (N, top + H + bottom, left + W + right, C) in like's dtype, on like's device."""
+    xp = get_array_module(like)
+    return xp.zeros((n, window.top + window.h + window.bottom, window.left + window.w + window.right, c),
+                    dtype=like.dtype)
+
+
+def _unpad(padded, window):
+    """The (N, H, W, C) inside of a padded array: the padding cells dropped."""
+    return padded[:, window.top:window.top + window.h, window.left:window.left + window.w, :]
+
+
+def maxpool_forward(x, window):
     """Max over each (PH, PW) window, per channel.
 
     x: (N, H, W, C) -> y: (N, OH, OW, C) and argmax: (N, OH, OW, C), the winning
@@ -76,44 +79,38 @@ def maxpool_forward(x, ph, pw, stride, pads):
     on a tie the first cell (in row-major window order) wins.
     """
     xp = get_array_module(x)
-    oh, ow = _out_hw(x.shape, ph, pw, stride, pads)
-    sh, sw = stride
-    padded = _pad(x, pads, -xp.inf)
-    y = xp.full((x.shape[0], oh, ow, x.shape[3]), -xp.inf, dtype=x.dtype)
+    padded = _pad(x, window, -xp.inf)
+    y = xp.full((x.shape[0], window.oh, window.ow, x.shape[3]), -xp.inf, dtype=x.dtype)
     argmax = xp.zeros(y.shape, dtype=xp.int32)
-    for i in range(ph):
-        for j in range(pw):
-            cell = padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :]
+    for i in range(window.kh):
+        for j in range(window.kw):
+            cell = padded[_cells(window, i, j)]
             better = cell > y  # strictly greater: an earlier cell keeps a tie
             y = xp.where(better, cell, y)
-            argmax = xp.where(better, i * pw + j, argmax)
+            argmax = xp.where(better, i * window.kw + j, argmax)
     return y, argmax
 
 
-def maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
+def maxpool_backward(dy, argmax, window):
     """Route each output gradient to the input cell that won its window.
 
     dy, argmax: (N, OH, OW, C) -> dx: (N, H, W, C). With overlapping windows
     (stride < pool size) a cell can win several windows and sums their gradients.
     """
     xp = get_array_module(dy)
-    n, h, w, c = x_shape
-    top, bottom, left, right = pads
-    oh, ow = dy.shape[1:3]
-    sh, sw = stride
-    padded = xp.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
-    for i in range(ph):
-        for j in range(pw):
-            won = argmax == i * pw + j
-            padded[:, i:i + sh * oh:sh, j:j + sw * ow:sw, :] += xp.where(won, dy, 0)
-    return padded[:, top:top + h, left:left + w, :]
+    padded = _zeros_padded(dy, dy.shape[0], window, dy.shape[3])
+    for i in range(window.kh):
+        for j in range(window.kw):
+            won = argmax == i * window.kw + j
+            padded[_cells(window, i, j)] += xp.where(won, dy, 0)
+    return _unpad(padded, window)
 
 
-def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_forward(z, bias, negative_slope, window):
     """Three layers in one step: Conv2D's bias, then LeakyReLU, then MaxPooling2D.
 
-    z: (N, H, W, F) the convolution before its bias; bias: (F,) or None; alpha >= 0 the
-    LeakyReLU slope, where alpha = 0 means ReLU, max(z, 0) (0 also for z = -inf).
+    z: (N, H, W, F) the convolution before its bias; bias: (F,) or None; negative_slope >= 0
+    the LeakyReLU slope, where 0 means ReLU, max(z, 0) (0 also for z = -inf).
     Returns (y, argmax), both (N, OH, OW, F), exactly as the three steps one after the
     other would: maxpool(leaky_relu(z + bias)). The fast kernel makes one pass over z
     instead of four (bias, activation, pooling, and the copies between them).
@@ -121,11 +118,11 @@ def bias_leaky_maxpool_forward(z, bias, alpha, ph, pw, stride, pads):
     xp = get_array_module(z)
     if bias is not None:
         z = z + bias
-    activated = leaky_relu_forward(z, alpha) if alpha > 0 else xp.maximum(z, 0)
-    return maxpool_forward(activated, ph, pw, stride, pads)
+    activated = leaky_relu_forward(z, negative_slope) if negative_slope > 0 else xp.maximum(z, 0)
+    return maxpool_forward(activated, window)
 
 
-def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, pads):
+def bias_leaky_maxpool_backward(dy, y, argmax, negative_slope, window):
     """The gradient through MaxPooling2D, LeakyReLU and the bias, in one step.
 
     dy, y, argmax: (N, OH, OW, F) (y and argmax from the forward) -> (dz, d_bias):
@@ -134,21 +131,21 @@ def bias_leaky_maxpool_backward(dy, y, argmax, z_shape, alpha, ph, pw, stride, p
     from the pooled output: y > 0 exactly when the winner's z + bias > 0.
     """
     xp = get_array_module(dy)
-    slope_dy = xp.where(y > 0, dy, dy * dy.dtype.type(alpha))   # LeakyReLU's slope at each winner
-    dz = maxpool_backward(slope_dy, argmax, z_shape, ph, pw, stride, pads)
+    slope_dy = xp.where(y > 0, dy, dy * dy.dtype.type(negative_slope))   # LeakyReLU's slope at each winner
+    dz = maxpool_backward(slope_dy, argmax, window)
     return dz, sum_rows(dz.reshape(-1, dz.shape[-1]))
 
 
-def leaky_relu_forward(z, alpha):
-    """y = z where z > 0, else alpha * z (elementwise, any shape)."""
+def leaky_relu_forward(z, negative_slope):
+    """y = z where z > 0, else negative_slope * z (elementwise, any shape)."""
     xp = get_array_module(z)
-    return xp.where(z > 0, z, z * z.dtype.type(alpha))
+    return xp.where(z > 0, z, z * z.dtype.type(negative_slope))
 
 
-def leaky_relu_backward(dy, z, alpha):
-    """dz = dy where z > 0, else alpha * dy."""
+def leaky_relu_backward(dy, z, negative_slope):
+    """dz = dy where z > 0, else negative_slope * dy."""
     xp = get_array_module(dy)
-    return xp.where(z > 0, dy, dy * dy.dtype.type(alpha))
+    return xp.where(z > 0, dy, dy * dy.dtype.type(negative_slope))
 
 
 def dropout_forward(x, u, rate):

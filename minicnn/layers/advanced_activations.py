@@ -21,10 +21,14 @@ class LeakyReLU(Activation):
         slope = next((s for s in (negative_slope, alpha) if s is not None), 0.3)
         slope = check_number(slope, "negative_slope", "LeakyReLU", low=0)
         super().__init__(activations.LeakyReLU(slope), **kwargs)
-        self.negative_slope = slope
+
+    @property
+    def negative_slope(self):
+        return self.activation.negative_slope
 
     @property
     def alpha(self):
+        """Keras 2's name for negative_slope (the lab writes LeakyReLU(alpha=0.1))."""
         return self.negative_slope
 
     def get_config(self):

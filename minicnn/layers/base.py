@@ -1,8 +1,13 @@
 """The layer contract that every minicnn layer follows.
 
-    build(input_shape)         create the parameters (input_shape has None as batch axis)
-    forward(x, training=False) return y; keep what backward needs (self._x, self._col...)
+    build(input_shape)         create the parameters (input_shape has None as batch axis);
+                               Conv2D and MaxPooling2D also make their `window` (kernels.Window)
+    forward(x, training=False) return y; keep what backward needs (self.x, self.col...: the
+                               names listed in `cached`, which forget() drops)
     backward(dy)               return dx; fill self.grads (same keys as self.params)
+
+Layers with an activation (Dense, Conv2D, Activation) write their linear part,
+linear(x) -> z and backward_linear(dz) -> dx, and ActivationMixin adds the activation.
 
 `params` hold the trainable weights (kernel, bias, gamma, beta); `state` holds the
 weights a layer updates itself (BatchNormalization's moving_mean / moving_variance).
@@ -182,6 +187,16 @@ class Layer:
                     f"got {tuple(shape)}"
                 )
 
+    # --- what forward keeps for backward ---------------------------------------------------
+    cached = ()   # names of the attributes forward sets for backward (see forget)
+
+    def forget(self):
+        """Drop what the last forward kept for backward, so that no later backward can pair
+        stale arrays with fresh ones (the step plan calls this on layers it runs fused)."""
+        for name in self.cached:
+            if name in vars(self):
+                setattr(self, name, None)
+
     # --- calling -----------------------------------------------------------------------
     def __call__(self, x, training=False):
         """layer(x): build on first use, check the shape, run forward.
@@ -209,17 +224,42 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
-def window_geometry(layer, input_shape, window, strides, padding):
-    """Pads (top, bottom, left, right) and output size (OH, OW) of a sliding window
-    (a conv kernel or a pooling window) over an NHWC input shape."""
-    (kh, kw), (sh, sw) = window, strides
-    top, bottom = kernels.padding_amounts(input_shape[1], kh, sh, padding)
-    left, right = kernels.padding_amounts(input_shape[2], kw, sw, padding)
-    oh = kernels.output_size(input_shape[1], kh, sh, top, bottom)
-    ow = kernels.output_size(input_shape[2], kw, sw, left, right)
-    if oh <= 0 or ow <= 0:
-        raise ValueError(
-            f"layer {layer.name!r} ({type(layer).__name__}): window {tuple(window)} does not fit "
-            f"input {tuple(input_shape[1:3])} with padding {padding!r}"
-        )
-    return (top, bottom, left, right), (oh, ow)
+def sliding_window(layer, input_shape, size, strides, padding):
+    """The kernels.Window of a layer's kernel or pooling window over an NHWC input shape;
+    a clear error naming the layer when it does not fit."""
+    try:
+        return kernels.Window.over(input_shape[1:3], size, strides, padding)
+    except ValueError as error:
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}): {error}") from None
+
+
+def check_window(layer, x):
+    """x must have the height and width the layer's window was built for."""
+    window = layer.window
+    if tuple(x.shape[1:3]) != (window.h, window.w):
+        raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) was built for images of "
+                         f"{(window.h, window.w)}, got input of shape {tuple(x.shape)}")
+
+
+class ActivationMixin:
+    """For layers with an `activation` argument: y = f(z), z the layer's linear part.
+
+    The layer writes `linear(x)` -> z and `backward_linear(dz)` -> dx; this adds
+    forward(x) = f(linear(x)) and backward(dy) = backward_linear(f'(z) * dy).
+    After forward, `z` and `y` hold the pre-activation and the output (backward needs them).
+    When softmax meets cross-entropy, the step plan calls linear and backward_linear
+    itself and computes softmax and its gradient with the loss (minicnn/plan.py).
+    """
+    cached = ("z", "y")
+
+    def forward(self, x, training=False):
+        return self.apply_activation(self.linear(x))
+
+    def apply_activation(self, z):
+        self.z = z
+        self.y = self.activation.forward(z)
+        return self.y
+
+    def backward(self, dy):
+        dz = self.activation.backward(dy, self.z, self.y)    # dz = f'(z) * dy
+        return self.backward_linear(dz)

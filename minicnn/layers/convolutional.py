@@ -1,8 +1,7 @@
 """Conv2D by im2col: every output pixel is one row of a matrix product."""
 from minicnn import activations, kernels
 from minicnn import initializers as init_module
-from minicnn.layers.base import Layer, as_pair, check_padding, window_geometry
-from minicnn.layers.core import ActivationMixin
+from minicnn.layers.base import ActivationMixin, Layer, as_pair, check_padding, check_window, sliding_window
 from minicnn.utils.checks import check_bool, check_int
 
 
@@ -11,12 +10,16 @@ class Conv2D(ActivationMixin, Layer):
 
     x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F).
 
-    forward:  col = im2col(x)                  (N*OH*OW, KH*KW*C)
-              z   = col @ kernel.reshape(-1, F) + bias
-    backward: d_kernel = col^T @ dz            (the patches times the output gradient)
-              d_bias   = sum of dz over N, OH, OW
+    forward:  col = im2col(x)                  (N*OH*OW, KH*KW*C)     correlate
+              z   = col @ kernel.reshape(-1, F) + bias                linear
+              y   = activation(z)                                     forward
+    backward: dz       = activation'(z) * dy                          backward
+              d_bias   = sum of dz over N, OH, OW                     backward_linear
+              d_kernel = col^T @ dz            (the patches times the output gradient)
               dx       = col2im(dz @ kernel^T) (each patch's gradient added back in place)
+    forward and backward themselves come from ActivationMixin (layers/base.py).
     """
+    cached = ActivationMixin.cached + ("col",)
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
@@ -41,50 +44,58 @@ class Conv2D(ActivationMixin, Layer):
                 f"layer {self.name!r} (Conv2D) expects input of rank 4 (batch, height, width, channels), "
                 f"got shape {tuple(input_shape)}; for 28x28 grey images use x.reshape(-1, 28, 28, 1)"
             )
+        window = self._window(input_shape)   # fails early when the kernel does not fit the input
         kh, kw = self.kernel_size
         self.add_weight("kernel", (kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
         if self.use_bias:
             self.add_weight("bias", (self.filters,), self.bias_initializer)
         super().build(input_shape)
-        self._geometry(input_shape)  # fails early when the kernel does not fit the input
+        self.window = window                 # kernels.Window: sizes, strides, pads, OH, OW
 
-    def _geometry(self, input_shape):
-        return window_geometry(self, input_shape, self.kernel_size, self.strides, self.padding)
+    def _window(self, input_shape):
+        return sliding_window(self, input_shape, self.kernel_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        _, (oh, ow) = self._geometry(input_shape)
-        return (input_shape[0], oh, ow, self.filters)
+        window = self._window(input_shape)
+        return (input_shape[0], window.oh, window.ow, self.filters)
 
-    def forward(self, x, training=False):
-        z = self.correlate(x)                                             # (N, OH, OW, F)
+    # --- forward: z = x (*) kernel + bias, y = activation(z) ----------------------------------
+    def linear(self, x):
+        """z = correlate(x) + bias: (N, H, W, C) -> (N, OH, OW, F)."""
+        z = self.correlate(x)
         if self.use_bias:
             z += self.params["bias"]
-        return self.apply_activation(z)
+        return z
 
     def correlate(self, x):
         """The convolution alone, no bias: x (N, H, W, C) -> (N, OH, OW, F). Keeps col for backward."""
-        (kh, kw), f = self.kernel_size, self.filters
-        self._pads, (oh, ow) = self._geometry(x.shape)
-        self._x_shape = x.shape
-        self._col = kernels.im2col(x, kh, kw, self.strides, self._pads)  # (N*OH*OW, KH*KW*C)
-        z = self._col @ self.params["kernel"].reshape(-1, f)              # (N*OH*OW, F)
-        return z.reshape(x.shape[0], oh, ow, f)
+        check_window(self, x)
+        window, f = self.window, self.filters
+        self.col = kernels.im2col(x, window)                            # (N*OH*OW, KH*KW*C)
+        z = self.col @ self.params["kernel"].reshape(-1, f)             # (N*OH*OW, F)
+        return z.reshape(x.shape[0], window.oh, window.ow, f)
 
-    def backward_preactivation(self, dz, bias_grad=None):
-        """dz = d loss / d z -> dx. bias_grad: d_bias when the caller has it already (fusion.py)."""
-        (kh, kw), f = self.kernel_size, self.filters
+    # --- backward: from dz = d loss / d z to the gradients ---------------------------------------
+    def backward_linear(self, dz):
+        """dz (N, OH, OW, F) -> dx (N, H, W, C); fills grads["kernel"] and grads["bias"]."""
+        if self.use_bias:
+            self.grads["bias"] = kernels.sum_rows(dz.reshape(-1, self.filters))   # (F,)
+        return self.backward_correlate(dz)
+
+    def backward_correlate(self, dz):
+        """The convolution's part of backward: fills grads["kernel"], returns dx (None when the
+        model needs no input gradient, as for its first layer)."""
+        f = self.filters
         kernel = self.params["kernel"]
         dz = dz.reshape(-1, f)                                                 # (N*OH*OW, F)
-        self.grads["kernel"] = (self._col.T @ dz).reshape(kernel.shape)        # (KH, KW, C, F)
-        if self.use_bias:
-            self.grads["bias"] = kernels.sum_rows(dz) if bias_grad is None else bias_grad   # (F,)
+        self.grads["kernel"] = (self.col.T @ dz).reshape(kernel.shape)         # (KH, KW, C, F)
         if not self.input_gradient:
             return None
         # kernel^T copied to its own contiguous array (it is small): OpenBLAS multiplies by it
-        # 1.1-1.5x faster than by the transposed view for the lab's shapes (benchmarks/RESULTS.md)
+        # faster than by the transposed view (benchmarks/RESULTS.md)
         kernel_t = kernel.reshape(-1, f).T.copy()                              # (F, KH*KW*C)
         dcol = dz @ kernel_t                                                   # (N*OH*OW, KH*KW*C)
-        return kernels.col2im(dcol, self._x_shape, kh, kw, self.strides, self._pads)  # (N, H, W, C)
+        return kernels.col2im(dcol, self.window)                               # (N, H, W, C)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),

@@ -4,33 +4,20 @@ import numpy as np
 from minicnn import activations, backend, kernels
 from minicnn import initializers as init_module
 from minicnn.backend import get_array_module
-from minicnn.layers.base import Layer
+from minicnn.layers.base import ActivationMixin, Layer
 from minicnn.utils.checks import check_bool, check_int, check_number
-
-
-class ActivationMixin:
-    """For layers with an `activation` argument: y = f(z), z the layer's linear part.
-
-    backward(dy) = backward_preactivation(f'(z) * dy). The model calls
-    backward_preactivation directly when softmax meets cross-entropy (fused gradient).
-    """
-
-    def apply_activation(self, z):
-        self._z = z
-        self._y = self.activation.forward(z)
-        return self._y
-
-    def backward(self, dy):
-        dz = self.activation.backward(dy, self._z, self._y)
-        return self.backward_preactivation(dz)
 
 
 class Dense(ActivationMixin, Layer):
     """Fully connected layer: y = f(x @ kernel + bias).
 
     x (N, in), kernel (in, units), bias (units,) -> y (N, units).
-    backward: d_kernel = x^T @ dz, d_bias = sum_N dz, dx = dz @ kernel^T.
+    forward:  z = x @ kernel + bias (linear), y = activation(z)
+    backward: dz = activation'(z) * dy, then (backward_linear)
+              d_kernel = x^T @ dz, d_bias = sum_N dz, dx = dz @ kernel^T.
+    forward and backward themselves come from ActivationMixin (layers/base.py).
     """
+    cached = ActivationMixin.cached + ("x",)
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", **kwargs):
@@ -55,16 +42,16 @@ class Dense(ActivationMixin, Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
-    def forward(self, x, training=False):
-        self._x = x                              # x: (N, in)
+    def linear(self, x):
+        self.x = x                               # x: (N, in), kept for backward
         z = x @ self.params["kernel"]            # z: (N, units)
         if self.use_bias:
             z += self.params["bias"]
-        return self.apply_activation(z)
+        return z
 
-    def backward_preactivation(self, dz):
+    def backward_linear(self, dz):
         # dz: (N, units)
-        self.grads["kernel"] = self._x.T @ dz    # (in, units)
+        self.grads["kernel"] = self.x.T @ dz     # (in, units)
         if self.use_bias:
             self.grads["bias"] = kernels.sum_rows(dz)  # (units,): dz summed over the batch
         if not self.input_gradient:
@@ -80,16 +67,17 @@ class Dense(ActivationMixin, Layer):
 
 class Flatten(Layer):
     """(N, H, W, C) -> (N, H*W*C); backward reshapes the gradient back."""
+    cached = ("x_shape",)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
     def forward(self, x, training=False):
-        self._shape = x.shape
+        self.x_shape = x.shape
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy):
-        return dy.reshape(self._shape)
+        return dy.reshape(self.x_shape)
 
 
 class Dropout(Layer):
@@ -99,6 +87,7 @@ class Dropout(Layer):
     forward: y = x * mask, mask = (u >= rate) / (1 - rate); backward: dx = dy * mask.
     Set `fixed_mask` to an array to reuse one mask (gradient checks, demonstrations).
     """
+    cached = ("mask",)
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
@@ -112,18 +101,18 @@ class Dropout(Layer):
 
     def forward(self, x, training=False):
         if not training or self.rate == 0:
-            self._mask = None
+            self.mask = None
             return x
         xp = get_array_module(x)
         if self.fixed_mask is not None:
-            self._mask = self.fixed_mask
-            return x * self._mask
+            self.mask = self.fixed_mask
+            return x * self.mask
         u = backend.random_uniform(xp, x.shape, x.dtype)           # one uniform number per unit
-        y, self._mask = kernels.dropout_forward(x, u, self.rate)    # mask = (u >= rate) / (1 - rate)
+        y, self.mask = kernels.dropout_forward(x, u, self.rate)     # mask = (u >= rate) / (1 - rate)
         return y
 
     def backward(self, dy):
-        return dy if self._mask is None else dy * self._mask
+        return dy if self.mask is None else dy * self.mask
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate}
@@ -136,10 +125,10 @@ class Activation(ActivationMixin, Layer):
         super().__init__(**kwargs)
         self.activation = activations.get(activation)
 
-    def forward(self, x, training=False):
-        return self.apply_activation(x)
+    def linear(self, x):
+        return x                                 # no linear part: z = x
 
-    def backward_preactivation(self, dz):
+    def backward_linear(self, dz):
         return dz
 
     def get_config(self):

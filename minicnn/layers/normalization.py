@@ -18,6 +18,8 @@ class BatchNormalization(Layer):
                d_gamma = sum(dy * xhat), d_beta = sum(dy)
     """
 
+    cached = ("xhat", "inv_std", "training_mode")
+
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones", **kwargs):
@@ -59,10 +61,10 @@ class BatchNormalization(Layer):
             self.state["moving_variance"][...] = keep * self.state["moving_variance"] + (1 - keep) * var
         else:
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
-        self._training = training
-        self._inv_std = 1 / xp.sqrt(var + x.dtype.type(self.epsilon))  # (C,)
-        self._xhat = (x - mean) * self._inv_std                         # same shape as x
-        y = self._xhat
+        self.training_mode = training
+        self.inv_std = 1 / xp.sqrt(var + x.dtype.type(self.epsilon))  # (C,)
+        self.xhat = (x - mean) * self.inv_std                         # same shape as x
+        y = self.xhat
         if self.scale:
             y = y * self.params["gamma"]
         if self.center:
@@ -71,16 +73,16 @@ class BatchNormalization(Layer):
 
     def backward(self, dy):
         axes = tuple(range(dy.ndim - 1))
-        xhat = self._xhat
+        xhat = self.xhat
         if self.scale:
             self.grads["gamma"] = (dy * xhat).sum(axis=axes)
         if self.center:
             self.grads["beta"] = dy.sum(axis=axes)
         dxhat = dy * self.params["gamma"] if self.scale else dy
-        if not self._training:  # moving statistics are constants
-            return dxhat * self._inv_std
+        if not self.training_mode:  # moving statistics are constants
+            return dxhat * self.inv_std
         m = dy.size // dy.shape[-1]
-        return (m * dxhat - dxhat.sum(axis=axes) - xhat * (dxhat * xhat).sum(axis=axes)) * (self._inv_std / m)
+        return (m * dxhat - dxhat.sum(axis=axes) - xhat * (dxhat * xhat).sum(axis=axes)) * (self.inv_std / m)
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum,

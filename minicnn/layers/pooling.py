@@ -1,6 +1,6 @@
 """MaxPooling2D."""
 from minicnn import kernels
-from minicnn.layers.base import Layer, as_pair, check_padding, window_geometry
+from minicnn.layers.base import Layer, as_pair, check_padding, check_window, sliding_window
 
 
 class MaxPooling2D(Layer):
@@ -11,6 +11,7 @@ class MaxPooling2D(Layer):
     backward: each output gradient goes to the input cell that won its window;
     on a tie, to the first such cell; overlapping windows add up.
     """
+    cached = ("argmax",)
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
@@ -26,26 +27,24 @@ class MaxPooling2D(Layer):
                 f"layer {self.name!r} (MaxPooling2D) expects input of rank 4 (batch, height, width, "
                 f"channels), got shape {tuple(input_shape)}"
             )
+        window = self._window(input_shape)
         super().build(input_shape)
-        self._geometry(input_shape)
+        self.window = window          # kernels.Window: sizes, strides, pads, OH, OW
 
-    def _geometry(self, input_shape):
-        return window_geometry(self, input_shape, self.pool_size, self.strides, self.padding)
+    def _window(self, input_shape):
+        return sliding_window(self, input_shape, self.pool_size, self.strides, self.padding)
 
     def compute_output_shape(self, input_shape):
-        _, (oh, ow) = self._geometry(input_shape)
-        return (input_shape[0], oh, ow, input_shape[3])
+        window = self._window(input_shape)
+        return (input_shape[0], window.oh, window.ow, input_shape[3])
 
     def forward(self, x, training=False):
-        ph, pw = self.pool_size
-        self._pads, _ = self._geometry(x.shape)
-        self._x_shape = x.shape
-        y, self._argmax = kernels.maxpool_forward(x, ph, pw, self.strides, self._pads)  # (N, OH, OW, C)
+        check_window(self, x)
+        y, self.argmax = kernels.maxpool_forward(x, self.window)   # both (N, OH, OW, C)
         return y
 
     def backward(self, dy):
-        ph, pw = self.pool_size
-        return kernels.maxpool_backward(dy, self._argmax, self._x_shape, ph, pw, self.strides, self._pads)
+        return kernels.maxpool_backward(dy, self.argmax, self.window)   # (N, H, W, C)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),

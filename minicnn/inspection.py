@@ -5,11 +5,12 @@
     print(profile(model, x, y).table())  per-layer forward / backward milliseconds
     fit(..., callbacks=[GradientNormLogger()])   each layer's gradient norm after every batch
 
-How it works: for the length of one call, each layer's `forward` and `backward` are wrapped
-(an attribute on the layer object hides the class's method) so that every call is seen on its
-way through `Model.compute_gradients`, the same code that `fit` runs. Afterwards the wrappers
-are removed, and the weights, optimizer state and random generator are put back as they were:
-tracing or profiling never changes a model.
+How it works: trace and profile pass an observer (minicnn.plan.Observer) to
+`Model.compute_gradients` / `Model.train_step`, the same code that `fit` runs; the plan
+tells it about every step's forward and backward. trace runs layer by layer (each step
+one layer), profile runs the plan fit runs (fused steps as one row) unless asked for
+layer_by_layer. Afterwards the weights, optimizer state and random generator are put
+back as they were: tracing or profiling never changes a model.
 """
 import contextlib
 import math
@@ -20,6 +21,7 @@ import numpy as np
 
 from minicnn import backend
 from minicnn.callbacks import Callback
+from minicnn.plan import ConvActivationPool, Observer, SoftmaxCrossEntropy
 
 RECTIFIERS = ("relu", "leaky_relu")   # activations with a kink at 0: we count the units below it
 
@@ -33,45 +35,6 @@ def clock(device):
     """
     backend.synchronize(device)
     return time.perf_counter()
-
-
-@contextlib.contextmanager
-def _observed(targets, observe, device):
-    """Wrap obj.method for every (obj, method) in targets, for the duration of the block.
-
-    After each call, observe(obj, method, argument, result, seconds) is told what went in,
-    what came out and how long it took.
-    """
-    def wrap(obj, method):
-        original = getattr(obj, method)
-
-        def observed_call(argument, *args, **kwargs):
-            start = clock(device)
-            result = original(argument, *args, **kwargs)
-            observe(obj, method, argument, result, clock(device) - start)
-            return result
-        return observed_call
-
-    try:
-        for obj, method in targets:
-            setattr(obj, method, wrap(obj, method))
-        yield
-    finally:
-        for obj, method in targets:
-            if method in vars(obj):
-                delattr(obj, method)   # the class's method shows through again
-
-
-def _layer_methods(model):
-    """(layer, method) pairs the model calls in a training step.
-
-    When softmax fuses with the cross-entropy, the model calls the last layer's
-    backward_preactivation instead of its backward (see Model.compute_gradients).
-    """
-    pairs = [(layer, name) for layer in model.layers for name in ("forward", "backward")]
-    if model.loss is not None and model._fused_softmax():
-        pairs[-1] = (model.layers[-1], "backward_preactivation")
-    return pairs
 
 
 @contextlib.contextmanager
@@ -94,10 +57,7 @@ def _unchanged(model):
 
 def _batch(model, x, y, what):
     """x (and y) checked by the model and moved to its device, in its float type."""
-    if y is not None:
-        model._check_compiled(what)
-    x, y = model._prepare(x, y, what)
-    return model._to_batch(x), (model._target_batch(y) if y is not None else None)
+    return model.prepare_batch(x, y, what)
 
 
 def _numpy_copy(array):
@@ -143,6 +103,30 @@ def _activation_name(layer):
     return activation.name if activation is not None else None
 
 
+class _Recorder(Observer):
+    """Fills one LayerRecord per layer from what the plan's steps receive and return."""
+
+    def __init__(self, records):
+        self.records = records       # id(layer) -> LayerRecord
+
+    def after_forward(self, step, x, y):
+        [layer] = step.layers        # layer by layer: one layer per step
+        record = self.records[id(layer)]
+        record.input, record.output = _numpy_copy(x), _numpy_copy(y)
+        if record.activation not in (None, "linear"):
+            z = layer.z              # what ActivationMixin keeps
+            record.preactivation = record.input if z is x else _numpy_copy(z)
+        record.params = {key: _numpy_copy(value) for key, value in layer.params.items()}
+
+    def after_backward(self, step, dy, dx):
+        [layer] = step.layers
+        record = self.records[id(layer)]
+        gradient = "grad_preactivation" if isinstance(step, SoftmaxCrossEntropy) else "grad_output"
+        setattr(record, gradient, _numpy_copy(dy))
+        record.grad_input = _numpy_copy(dx)
+        record.grads = {key: _numpy_copy(value) for key, value in layer.grads.items()}
+
+
 def trace(model, x, y=None, training=True):
     """Run one batch through `model` and keep what every layer received and returned.
 
@@ -156,28 +140,12 @@ def trace(model, x, y=None, training=True):
     xb, yb = _batch(model, x, y, "trace")
     records = {id(layer): LayerRecord(i, layer.name, type(layer).__name__, _activation_name(layer))
                for i, layer in enumerate(model.layers)}
-
-    def observe(layer, method, argument, result, seconds):
-        record = records[id(layer)]
-        if method == "forward":
-            record.input, record.output = _numpy_copy(argument), _numpy_copy(result)
-            z = getattr(layer, "_z", None)
-            if record.activation not in (None, "linear"):
-                record.preactivation = record.input if z is argument else _numpy_copy(z)
-            record.params = {key: _numpy_copy(value) for key, value in layer.params.items()}
-        else:  # backward (or backward_preactivation): it has just filled layer.grads
-            gradient = "grad_output" if method == "backward" else "grad_preactivation"
-            setattr(record, gradient, _numpy_copy(argument))
-            record.grad_input = _numpy_copy(result)
-            record.grads = {key: _numpy_copy(value) for key, value in layer.grads.items()}
-
+    observers = [_Recorder(records)]
     with _unchanged(model), model.layer_by_layer():   # each layer's own forward and backward runs
         if yb is None:
-            with _observed([(layer, "forward") for layer in model.layers], observe, model.device):
-                model.forward(xb, training=training)
+            model.forward(xb, training=training, observers=observers)
         else:
-            with _observed(_layer_methods(model), observe, model.device):
-                model.compute_gradients(xb, yb, training=training, input_gradient=True)
+            model.compute_gradients(xb, yb, training=training, input_gradient=True, observers=observers)
     return [records[id(layer)] for layer in model.layers]
 
 
@@ -307,7 +275,8 @@ class GradientNormLogger(Callback):
 # --- time profile -----------------------------------------------------------------------------
 @dataclass
 class LayerTiming:
-    """Mean milliseconds per training step that one layer spent in forward and in backward."""
+    """Mean milliseconds per training step that one step (a layer, or a fused run of layers)
+    spent in forward and in backward."""
     name: str
     type: str
     forward_ms: float
@@ -325,7 +294,7 @@ class Profile:
     device: str
     batch_size: int
     steps: int
-    layers: list
+    layers: list                # LayerTiming, one per step
     optimizer_ms: float
     step_ms: float
 
@@ -338,7 +307,7 @@ class Profile:
         """A text table: one row per layer, then the optimizer, the rest and the whole step."""
         width = label_width(self.layers)
         header = f"{'layer (type)':<{width}}{'forward ms':>12}{'backward ms':>13}{'total ms':>10}{'share':>8}"
-        lines = [f"time per training step, layer by layer (fit fuses conv + activation + pooling, which is faster): "
+        lines = [f"time per training step, step by step ('fused': conv + activation + pooling as one step): "
                  f"batch {self.batch_size}, {self.device}, mean of {self.steps} steps",
                  header, "-" * len(header)]
 
@@ -353,52 +322,73 @@ class Profile:
         return "\n".join(lines)
 
 
-def profile(model, x, y, steps=5, warmup=1):
-    """Time each layer's forward and backward pass over `steps` training steps on (x, y).
+class _Timer(Observer):
+    """Adds up the seconds of every step's forward and backward, and of the optimizer update."""
 
+    def __init__(self, device):
+        self.device = device
+        self.on = False                # off during the warm-up steps
+        self.seconds = {}              # (id(step), 'forward' / 'backward') or 'optimizer' -> seconds
+        self._start = None
+
+    def _begin(self, *args):
+        self._start = clock(self.device)
+
+    def _end(self, key):
+        if self.on:
+            self.seconds[key] = self.seconds.get(key, 0.0) + clock(self.device) - self._start
+
+    before_forward = before_backward = before_update = _begin
+
+    def after_forward(self, step, x, y):
+        self._end((id(step), "forward"))
+
+    def after_backward(self, step, dy, dx):
+        self._end((id(step), "backward"))
+
+    def after_update(self, optimizer):
+        self._end("optimizer")
+
+
+def _step_type(step):
+    return "fused" if isinstance(step, ConvActivationPool) else type(step.layers[0]).__name__
+
+
+def profile(model, x, y, steps=5, warmup=1, layer_by_layer=False):
+    """Time each step's forward and backward pass over `steps` training steps on (x, y).
+
+    The steps are those fit runs: a fused Conv2D -> LeakyReLU -> MaxPooling2D is one row
+    (type 'fused'). With layer_by_layer=True every layer runs, and is timed, on its own.
     `warmup` steps run first, untimed (compilation, caches). On the GPU the clock is read
     only after the GPU has finished (see clock). Every timed call waits for the device, so
-    the layer times add up to the step; the weights are put back afterwards.
-    The steps run layer by layer, so that each layer's time shows: fit runs Conv2D ->
-    LeakyReLU -> MaxPooling2D fused into one step (fusion.py), which is faster than the
-    sum of those three rows.
+    the step times add up to the training step; the weights are put back afterwards.
     Returns a Profile; print(profile(...).table()).
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"profile: steps must be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
-    model._check_compiled("profile")
+    if y is None:
+        raise ValueError("profile: y (the targets) is required")
     xb, yb = _batch(model, x, y, "profile")
-    seconds = {(id(layer), kind): 0.0 for layer in model.layers for kind in ("forward", "backward")}
-    seconds["optimizer"] = 0.0
-    timing = False      # off during the warm-up steps
-
-    def observe(obj, method, argument, result, elapsed):
-        if not timing:
-            return
-        if obj is model.optimizer:
-            seconds["optimizer"] += elapsed
-        else:
-            seconds[(id(obj), "forward" if method == "forward" else "backward")] += elapsed
-
+    timer = _Timer(model.device)
     step_seconds = 0.0
-    targets = _layer_methods(model) + [(model.optimizer, "apply_gradients")]
-    # layer by layer (no fusion), so each layer's own time shows; fused steps are faster (fusion.py)
-    with _unchanged(model), model.layer_by_layer(), _observed(targets, observe, model.device):
+    fused = contextlib.nullcontext() if not layer_by_layer else model.layer_by_layer()
+    with _unchanged(model), fused:
+        plan = model.plan
         for step in range(warmup + steps):
-            timing = step >= warmup
+            timer.on = step >= warmup
             start = clock(model.device)
-            model._train_step(xb, yb)
-            if timing:
+            model.train_step(xb, yb, observers=[timer])
+            if timer.on:
                 step_seconds += clock(model.device) - start
 
     def ms(value):
         return 1000 * value / steps
     step_ms = ms(step_seconds)
-    layers = [LayerTiming(layer.name, type(layer).__name__, ms(seconds[(id(layer), "forward")]),
-                          ms(seconds[(id(layer), "backward")])) for layer in model.layers]
-    for t in layers:
+    rows = [LayerTiming(step.name, _step_type(step), ms(timer.seconds.get((id(step), "forward"), 0.0)),
+                        ms(timer.seconds.get((id(step), "backward"), 0.0))) for step in plan.steps]
+    for t in rows:
         t.share = t.total_ms / step_ms
-    return Profile(model.device, len(xb), steps, layers, ms(seconds["optimizer"]), step_ms)
+    return Profile(model.device, len(xb), steps, rows, ms(timer.seconds.get("optimizer", 0.0)), step_ms)
 
 
 __all__ = ["trace", "LayerRecord", "stats", "LayerStats", "stats_table", "GradientNormLogger",

@@ -4,7 +4,7 @@ The shapes are those of the Fashion-MNIST lab model at batch 64:
   im2col / col2im   3x3 'same' convolutions on (64,28,28,1), (64,14,14,32), (64,7,7,64)
   maxpool fwd / bwd 2x2 stride 2 'same' pooling on (64,28,28,32), (64,14,14,64), (64,7,7,128)
                     (7 -> 4 with one padding row/column at the bottom/right)
-  fused fwd / bwd   Conv2D's bias + LeakyReLU(0.1) + that pooling in one kernel (minicnn/fusion.py),
+  fused fwd / bwd   Conv2D's bias + LeakyReLU(0.1) + that pooling in one kernel (minicnn/plan.py),
                     on the same shapes; a second table times it against the three Numba steps
                     it replaces (bias add, LeakyReLU, max-pool; and back, with the bias gradient)
 
@@ -66,7 +66,7 @@ def main():
     import numba
     import numpy as np
 
-    from minicnn.kernels import padding_amounts, reference
+    from minicnn.kernels import Window, reference
     t0 = time.perf_counter()
     from minicnn.kernels import cpu
     import_ms = (time.perf_counter() - t0) * 1e3
@@ -74,7 +74,7 @@ def main():
     print_environment(np, numba, args)
     print(f"import minicnn.kernels.cpu: {import_ms:.0f} ms; cpu.PARALLEL = {cpu.PARALLEL}\n")
     dtype = np.dtype(args.dtype)
-    cases = make_cases(np, padding_amounts, reference, dtype)
+    cases = make_cases(np, Window, reference, dtype)
 
     first_calls(cpu, cases)
 
@@ -89,82 +89,79 @@ def main():
               f"threading layer {numba.threading_layer()}, {numba.get_num_threads()} threads\n")
 
     kernel_table(np, cpu, reference, cases, parallel_loops, args)
-    fusion_table(np, cpu, padding_amounts, reference, dtype, args)
+    fusion_table(np, cpu, Window, reference, dtype, args)
     if args.parallel:
-        sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args)
+        sequence_table(np, numba, cpu, Window, parallel_loops, dtype, args)
 
 
-def same_pads(padding_amounts, h, w, window, stride):
-    """(top, bottom, left, right) of 'same' padding for a square window on an h x w input."""
-    return padding_amounts(h, window, stride, "same") + padding_amounts(w, window, stride, "same")
+def lab_windows(Window, shape):
+    """The lab's windows over an (N, H, W, C) input: its 3x3 convolution and its 2x2 pooling, both 'same'."""
+    hw = shape[1:3]
+    return Window.over(hw, (3, 3), (1, 1), "same"), Window.over(hw, (2, 2), (2, 2), "same")
 
 
-def make_cases(np, padding_amounts, reference, dtype):
+def make_cases(np, Window, reference, dtype):
     """[(kernel name, input shape, call(module))] for the lab's shapes."""
     rng = np.random.default_rng(0)
     cases = []
     for shape in CONV_SHAPES:
         _, h, w, c = shape
-        pads = same_pads(padding_amounts, h, w, 3, 1)
+        conv, _ = lab_windows(Window, shape)
         x = rng.standard_normal(shape).astype(dtype)
         col = rng.standard_normal((BATCH * h * w, 9 * c)).astype(dtype)
-        cases.append(("im2col 3x3", shape, lambda m, x=x, p=pads: m.im2col(x, 3, 3, (1, 1), p)))
-        cases.append(("col2im 3x3", shape, lambda m, col=col, s=shape, p=pads: m.col2im(col, s, 3, 3, (1, 1), p)))
+        cases.append(("im2col 3x3", shape, lambda m, x=x, win=conv: m.im2col(x, win)))
+        cases.append(("col2im 3x3", shape, lambda m, col=col, win=conv: m.col2im(col, win)))
     for shape in POOL_SHAPES:
-        _, h, w, c = shape
-        pads = same_pads(padding_amounts, h, w, 2, 2)
+        _, pool = lab_windows(Window, shape)
         x = rng.standard_normal(shape).astype(dtype)
-        y, argmax = reference.maxpool_forward(x, 2, 2, (2, 2), pads)
+        y, argmax = reference.maxpool_forward(x, pool)
         dy = rng.standard_normal(y.shape).astype(dtype)
-        cases.append(("maxpool fwd 2x2", shape, lambda m, x=x, p=pads: m.maxpool_forward(x, 2, 2, (2, 2), p)))
+        cases.append(("maxpool fwd 2x2", shape, lambda m, x=x, win=pool: m.maxpool_forward(x, win)))
         cases.append(("maxpool bwd 2x2", shape,
-                      lambda m, dy=dy, a=argmax, s=shape, p=pads: m.maxpool_backward(dy, a, s, 2, 2, (2, 2), p)))
-    for shape, (z, bias, pads, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, padding_amounts, reference, dtype)):
+                      lambda m, dy=dy, a=argmax, win=pool: m.maxpool_backward(dy, a, win)))
+    for shape, (z, bias, pool, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, Window, reference, dtype)):
         cases.append(("fused fwd", shape,
-                      lambda m, z=z, b=bias, p=pads: m.bias_leaky_maxpool_forward(z, b, SLOPE, 2, 2, (2, 2), p)))
+                      lambda m, z=z, b=bias, win=pool: m.bias_leaky_maxpool_forward(z, b, SLOPE, win)))
         cases.append(("fused bwd", shape,
-                      lambda m, dy=dy, y=y, a=argmax, s=shape, p=pads:
-                      m.bias_leaky_maxpool_backward(dy, y, a, s, SLOPE, 2, 2, (2, 2), p)))
+                      lambda m, dy=dy, y=y, a=argmax, win=pool: m.bias_leaky_maxpool_backward(dy, y, a, SLOPE, win)))
     return cases
 
 
-def fused_inputs(np, padding_amounts, reference, dtype):
-    """For each pool shape: z (the convolution before its bias), bias, pads, and y, argmax, dy."""
+def fused_inputs(np, Window, reference, dtype):
+    """For each pool shape: z (the convolution before its bias), bias, the pooling window, and y, argmax, dy."""
     rng = np.random.default_rng(2)
     inputs = []
     for shape in POOL_SHAPES:
-        _, h, w, f = shape
-        pads = same_pads(padding_amounts, h, w, 2, 2)
+        _, pool = lab_windows(Window, shape)
         z = rng.standard_normal(shape).astype(dtype)
-        bias = rng.standard_normal(f).astype(dtype)
-        y, argmax = reference.bias_leaky_maxpool_forward(z, bias, SLOPE, 2, 2, (2, 2), pads)
-        inputs.append((z, bias, pads, y, argmax, rng.standard_normal(y.shape).astype(dtype)))
+        bias = rng.standard_normal(shape[3]).astype(dtype)
+        y, argmax = reference.bias_leaky_maxpool_forward(z, bias, SLOPE, pool)
+        inputs.append((z, bias, pool, y, argmax, rng.standard_normal(y.shape).astype(dtype)))
     return inputs
 
 
-def fusion_table(np, cpu, padding_amounts, reference, dtype, args):
+def fusion_table(np, cpu, Window, reference, dtype, args):
     """The fused kernels against the three Numba steps they replace, on the lab's shapes."""
     print("fused kernel vs the steps it replaces (all Numba), ms per call:")
     header = f"{'direction':10s} {'shape':13s} {'three steps':>11s} {'fused':>7s} {'speedup':>8s}"
     print(header)
     print("-" * len(header))
-    for shape, (z, bias, pads, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, padding_amounts, reference, dtype)):
+    for shape, (z, bias, pool, y, argmax, dy) in zip(POOL_SHAPES, fused_inputs(np, Window, reference, dtype)):
         zb = z + bias
 
         def three_forward():
             a = z + bias                                             # Conv2D adds its bias
             a = cpu.leaky_relu_forward(a, SLOPE)                     # LeakyReLU
-            return cpu.maxpool_forward(a, 2, 2, (2, 2), pads)        # MaxPooling2D
+            return cpu.maxpool_forward(a, pool)                      # MaxPooling2D
 
         def three_backward():
-            d = cpu.maxpool_backward(dy, argmax, shape, 2, 2, (2, 2), pads)
+            d = cpu.maxpool_backward(dy, argmax, pool)
             d = cpu.leaky_relu_backward(d, zb, SLOPE)
             return d, cpu.sum_rows(d.reshape(-1, shape[-1]))         # the bias gradient
 
         for direction, three, fused in (
-                ("forward", three_forward, lambda: cpu.bias_leaky_maxpool_forward(z, bias, SLOPE, 2, 2, (2, 2), pads)),
-                ("backward", three_backward,
-                 lambda: cpu.bias_leaky_maxpool_backward(dy, y, argmax, shape, SLOPE, 2, 2, (2, 2), pads))):
+                ("forward", three_forward, lambda: cpu.bias_leaky_maxpool_forward(z, bias, SLOPE, pool)),
+                ("backward", three_backward, lambda: cpu.bias_leaky_maxpool_backward(dy, y, argmax, SLOPE, pool))):
             three_ms, fused_ms = time_side_by_side(np, three, fused, args.repeats, args.warmup)
             print(f"{direction:10s} {str(shape[1:]):13s} {three_ms:11.3f} {fused_ms:7.3f} {three_ms / fused_ms:7.1f}x")
     print()
@@ -212,7 +209,7 @@ def kernel_table(np, cpu, reference, cases, parallel_loops, args):
     print(f"load average: {load_average()} (above ~0.1, other processes shared the {os.cpu_count()} cores)\n")
 
 
-def sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args):
+def sequence_table(np, numba, cpu, Window, parallel_loops, dtype, args):
     """The kernels among the matrix products of the lab's three conv/pool blocks (forward and backward)."""
     rng = np.random.default_rng(1)
     blocks = []
@@ -224,14 +221,13 @@ def sequence_table(np, numba, cpu, padding_amounts, parallel_loops, dtype, args)
     def training_step():
         for x, kernel in blocks:
             n, h, w, _ = x.shape
-            conv_pads = same_pads(padding_amounts, h, w, 3, 1)
-            pool_pads = same_pads(padding_amounts, h, w, 2, 2)
-            col = cpu.im2col(x, 3, 3, (1, 1), conv_pads)                      # (N*H*W, 9*C)
+            conv, pool = lab_windows(Window, x.shape)
+            col = cpu.im2col(x, conv)                                         # (N*H*W, 9*C)
             z = (col @ kernel).reshape(n, h, w, -1)                           # (N, H, W, F)
-            y, argmax = cpu.maxpool_forward(z, 2, 2, (2, 2), pool_pads)
-            dz = cpu.maxpool_backward(y, argmax, z.shape, 2, 2, (2, 2), pool_pads).reshape(n * h * w, -1)
+            y, argmax = cpu.maxpool_forward(z, pool)
+            dz = cpu.maxpool_backward(y, argmax, pool).reshape(n * h * w, -1)
             _ = col.T @ dz                                                    # kernel gradient
-            cpu.col2im(dz @ kernel.T, x.shape, 3, 3, (1, 1), conv_pads)       # input gradient
+            cpu.col2im(dz @ kernel.T, conv)                                   # input gradient
 
     def timed_block(steps):
         times = []

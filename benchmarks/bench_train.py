@@ -25,7 +25,8 @@ What it does
     several, measured at the start and end of the run, in a worker with minicnn's
     environment). A second, more honest floor times the model's own GEMM shapes alone.
   * minicnn's cold first step (Numba compilation included) is reported apart from the
-    warm steps, and a per-layer forward/backward table is timed after training.
+    warm steps, and a forward/backward table of the steps fit runs (minicnn.inspection.profile:
+    a layer, or a fused conv + activation + pooling block) is timed after training.
   * OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE are printed; --unset-openblas-env removes them
     from the workers' environment (they slow numpy's BLAS on some machines).
 """
@@ -79,8 +80,8 @@ def run_minicnn(job):
     start = time.perf_counter()
     if hasattr(minicnn.backend, "set_random_seed"):
         minicnn.backend.set_random_seed(job["seed"])     # dropout masks
-    layers = lab.spec(job["model"])
-    model = lab.build_minicnn(layers, minicnn)
+    layers = lab.spec(job["model"])                  # for the FLOP count of the layer table
+    model = lab.build_minicnn(job["model"])          # minicnn.lab's model, the one the lab trains
     if job.get("init"):
         with np.load(job["init"]) as data:
             model.set_weights([data[f"w{i}"] for i in range(len(data.files))])
@@ -113,73 +114,47 @@ def run_minicnn(job):
 
 
 def time_layers(model, spec, x, y, batch_size, steps):
-    """Forward and backward time of each step of the model over `steps` training steps.
+    """Forward and backward time of each step of the model's plan over `steps` training steps.
 
-    A step is a layer, or a fused Conv2D + LeakyReLU + MaxPooling2D block (minicnn/fusion.py),
-    exactly what Model.compute_gradients runs (the softmax of the last layer fused with the
-    cross-entropy too); the optimizer is applied, so these are real training steps (the
-    weights keep changing). `spec` is the lab.spec() the model was built from (for the FLOP
-    count). Returns a list of rows: the steps, then 'loss', 'optimizer' and the whole 'step'
-    (times in ms; medians resist a busy machine).
+    A step is a layer, or a fused Conv2D + LeakyReLU + MaxPooling2D block (minicnn/plan.py): the
+    plan fit runs, timed by minicnn.inspection.profile as Model.train_step runs it, one training
+    step per call so that medians can be taken (profile puts the weights back after each). `spec`
+    is the lab.spec() the model was built from (for the FLOP count). Returns a list of rows: the
+    steps, then 'other' (the loss and Python), 'optimizer' and the whole 'step' (times in ms;
+    medians resist a busy machine).
     """
     import numpy as np
-    clock = time.perf_counter
-    layer_steps = model._steps() if hasattr(model, "_steps") else model.layers
-    forward_s, backward_s = np.zeros((steps, len(layer_steps))), np.zeros((steps, len(layer_steps)))
-    loss_s, optimizer_s, step_s = np.zeros(steps), np.zeros(steps), np.zeros(steps)
-    fused = model._fused_softmax() if hasattr(model, "_fused_softmax") else False
+    from minicnn import inspection
     batches = max(1, len(x) // batch_size)
+    profiles = []
     for step in range(steps):
         index = slice((step % batches) * batch_size, (step % batches + 1) * batch_size)
-        out, yb = x[index], y[index]
-        model.layers[0].input_gradient = False      # as in training: nobody reads d loss / d image
-        step_start = clock()
-        for i, layer in enumerate(layer_steps):
-            t0 = clock()
-            out = layer.forward(out, training=True)
-            forward_s[step, i] = clock() - t0
-        t0 = clock()
-        if fused:
-            float(model._loss_value(yb, out))
-            grad = model.loss.gradient_from_logits(yb, out)
-            loss_s[step] = clock() - t0
-            t0 = clock()
-            grad = layer_steps[-1].backward_preactivation(grad)
-            backward_s[step, -1] = clock() - t0
-            order = range(len(layer_steps) - 2, -1, -1)
-        else:
-            float(model.loss.forward(yb, out))
-            grad = model.loss.gradient(yb, out)
-            loss_s[step] = clock() - t0
-            order = range(len(layer_steps) - 1, -1, -1)
-        for i in order:
-            t0 = clock()
-            grad = layer_steps[i].backward(grad)
-            backward_s[step, i] = clock() - t0
-        t0 = clock()
-        pairs = model.trainable_params()
-        model.optimizer.apply_gradients((layer.grads[key], layer.params[key]) for layer, key in pairs)
-        optimizer_s[step] = clock() - t0
-        step_s[step] = clock() - step_start
+        profiles.append(inspection.profile(model, x[index], y[index], steps=1, warmup=0))
+
+    def ms(values):
+        return {"median": float(np.median(values)), "mean": float(np.mean(values))}
+    none = ms([0.0])
     flops = lab.count_flops(spec, batch_size)["per_layer"]
     index_of = {id(layer): i for i, layer in enumerate(model.layers)}
-    ms = lambda seconds: {"median": 1e3 * float(np.median(seconds)), "mean": 1e3 * float(np.mean(seconds))}  # noqa: E731
-    none = np.zeros(steps)
     rows = []
-    for i, layer_step in enumerate(layer_steps):
-        covered = getattr(layer_step, "layers", [layer_step])      # a fused block covers several layers
-        f = {kind: sum(flops[index_of[id(layer)]][kind] for layer in covered if index_of[id(layer)] < len(flops))
+    for i, plan_step in enumerate(model.plan.steps):         # the steps profile timed, in its order
+        timings = [profile.layers[i] for profile in profiles]
+        f = {kind: sum(flops[index_of[id(layer)]][kind] for layer in plan_step.layers)
              for kind in ("forward", "backward")}
-        type_name = "fused" if len(covered) > 1 else type(layer_step).__name__
-        rows.append({"name": layer_step.name, "type": type_name, "output_shape": list(covered[-1].output_shape[1:]),
-                     "forward_ms": ms(forward_s[:, i]), "backward_ms": ms(backward_s[:, i]),
+        rows.append({"name": timings[0].name, "type": timings[0].type,
+                     "output_shape": list(plan_step.layers[-1].output_shape[1:]),
+                     "forward_ms": ms([t.forward_ms for t in timings]),
+                     "backward_ms": ms([t.backward_ms for t in timings]),
                      "forward_flops": f["forward"], "backward_flops": f["backward"]})
-    rows.append({"name": "loss", "type": type(model.loss).__name__, "output_shape": [],
-                 "forward_ms": ms(loss_s), "backward_ms": ms(none), "forward_flops": 0, "backward_flops": 0})
+    rows.append({"name": "other", "type": "loss, Python", "output_shape": [],
+                 "forward_ms": ms([profile.other_ms for profile in profiles]), "backward_ms": none,
+                 "forward_flops": 0, "backward_flops": 0})
     rows.append({"name": "optimizer", "type": type(model.optimizer).__name__, "output_shape": [],
-                 "forward_ms": ms(none), "backward_ms": ms(optimizer_s), "forward_flops": 0, "backward_flops": 0})
-    rows.append({"name": "step", "type": "total", "output_shape": [], "forward_ms": ms(step_s),
-                 "backward_ms": ms(none), "steps": steps, "forward_flops": 0, "backward_flops": 0})
+                 "forward_ms": none, "backward_ms": ms([profile.optimizer_ms for profile in profiles]),
+                 "forward_flops": 0, "backward_flops": 0})
+    rows.append({"name": "step", "type": "total", "output_shape": [],
+                 "forward_ms": ms([profile.step_ms for profile in profiles]), "backward_ms": none,
+                 "steps": steps, "forward_flops": 0, "backward_flops": 0})
     return rows
 
 

@@ -1,7 +1,8 @@
 """Where the time of the lab's convolutions goes, inside real training steps (minicnn only).
 
-Trains the lab's baseline on random images with train_on_batch and puts a clock on:
-  - each fused Conv2D + LeakyReLU + MaxPooling2D block's forward and backward (fusion.py);
+Trains the lab's baseline on random images with Model.train_step, the step fit runs, and puts a clock on:
+  - each fused Conv2D + LeakyReLU + MaxPooling2D step's forward and backward (minicnn/plan.py's
+    ConvActivationPool), through an observer of the plan (minicnn.plan.Observer);
   - the kernels they call: im2col, col2im, and the fused bias + LeakyReLU + pooling kernels.
 What is left of a block's time is its matrix products (forward; kernel gradient and input
 gradient in backward) and a little glue: that is the "matrix products" column.
@@ -22,9 +23,40 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lab                                        # noqa: E402  (benchmarks/lab.py)
 import minicnn                                    # noqa: E402
-from minicnn import fusion, kernels               # noqa: E402
+from minicnn import kernels                       # noqa: E402
+from minicnn.plan import ConvActivationPool, Observer   # noqa: E402
 
 KERNELS = ["im2col", "bias_leaky_maxpool_forward", "col2im", "bias_leaky_maxpool_backward"]
+BATCHES = 10                                      # random batches, used in turn
+
+
+class BlockClock(Observer):
+    """Seconds of each fused step's forward and backward; `block` names the one running."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds                    # (block name, piece) -> seconds, shared with the kernel clocks
+        self.block = None
+        self.start = None
+
+    def before_forward(self, step, x):
+        self._begin(step)
+
+    def before_backward(self, step, dy):
+        self._begin(step)
+
+    def after_forward(self, step, x, y):
+        self._end(step, "forward")
+
+    def after_backward(self, step, dy, dx):
+        self._end(step, "backward")
+
+    def _begin(self, step):
+        self.block = step.conv.name if isinstance(step, ConvActivationPool) else None
+        self.start = time.perf_counter()
+
+    def _end(self, step, piece):
+        if self.block is not None:
+            self.seconds[self.block, piece] += time.perf_counter() - self.start
 
 
 def main():
@@ -34,53 +66,41 @@ def main():
     args = parser.parse_args()
 
     minicnn.backend.set_random_seed(0)
-    model = lab.build_minicnn(lab.spec("baseline"), minicnn)
+    model = lab.build_minicnn("baseline")
     rng = np.random.default_rng(0)
-    x = rng.random((10 * lab.BATCH_SIZE,) + lab.INPUT_SHAPE, dtype=np.float32)
+    x = rng.random((BATCHES * lab.BATCH_SIZE,) + lab.INPUT_SHAPE, dtype=np.float32)
     y = lab.one_hot(rng.integers(0, lab.NUM_CLASSES, len(x)))
+    rows = [slice(i * lab.BATCH_SIZE, (i + 1) * lab.BATCH_SIZE) for i in range(BATCHES)]
+    batches = [model.prepare_batch(x[r], y[r]) for r in rows]       # checked and cast once, as fit does
 
     seconds = collections.defaultdict(float)     # (block name, piece) -> seconds
-    current = {"block": None}                    # the block whose kernels are running
+    clock = BlockClock(seconds)
 
     def clocked(function, piece):
         def run(*args, **kwargs):
             start = time.perf_counter()
             result = function(*args, **kwargs)
-            seconds[current["block"], piece] += time.perf_counter() - start
+            if clock.block is not None:
+                seconds[clock.block, piece] += time.perf_counter() - start
             return result
         return run
 
-    def clocked_block(method, piece):
-        def run(block, argument, *args, **kwargs):
-            current["block"] = block.conv.name
-            start = time.perf_counter()
-            result = method(block, argument, *args, **kwargs)
-            seconds[block.conv.name, piece] += time.perf_counter() - start
-            return result
-        return run
-
-    def step(i):
-        rows = slice((i % 10) * lab.BATCH_SIZE, (i % 10 + 1) * lab.BATCH_SIZE)
-        model.train_on_batch(x[rows], y[rows])
+    def step(i, observers=()):
+        model.train_step(*batches[i % BATCHES], observers=observers)
 
     for i in range(args.warmup):
         step(i)
     originals = {name: getattr(kernels, name) for name in KERNELS}
-    block_methods = {"forward": fusion.ConvLeakyPool.forward, "backward": fusion.ConvLeakyPool.backward}
     try:
-        for name in KERNELS:     # Conv2D and the block call kernels.<name>: the clock sits in between
+        for name in KERNELS:     # Conv2D and the fused step call kernels.<name>: the clock sits in between
             setattr(kernels, name, clocked(originals[name], name))
-        for piece, method in block_methods.items():
-            setattr(fusion.ConvLeakyPool, piece, clocked_block(method, piece))
         start = time.perf_counter()
         for i in range(args.steps):
-            step(i)
+            step(i, observers=[clock])
         step_s = (time.perf_counter() - start) / args.steps
     finally:
         for name, function in originals.items():
             setattr(kernels, name, function)
-        for piece, method in block_methods.items():
-            setattr(fusion.ConvLeakyPool, piece, method)
 
     def ms(block, piece):
         return 1e3 * seconds[block, piece] / args.steps
@@ -91,7 +111,7 @@ def main():
     print(header)
     print("-" * len(header))
     totals = collections.Counter()
-    blocks = [s.conv.name for s in fusion.steps(model.layers) if isinstance(s, fusion.ConvLeakyPool)]
+    blocks = [step.conv.name for step in model.plan.steps if isinstance(step, ConvActivationPool)]
     for block in blocks:
         fwd, bwd = ms(block, "forward"), ms(block, "backward")
         im2col, fused_fwd = ms(block, "im2col"), ms(block, "bias_leaky_maxpool_forward")

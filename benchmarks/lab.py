@@ -1,8 +1,10 @@
 """The lab's two models and its data split, written once for every framework the benchmarks compare.
 
 spec() lists the layers of the Fashion-MNIST lab's baseline and dropout models in a
-framework-neutral form; peers.py turns it into PyTorch and Keras models, and
-build_minicnn() into a minicnn one. glorot_weights() makes one set of initial
+framework-neutral form; peers.py turns it into PyTorch and Keras models. The minicnn
+model is minicnn's own lab model (minicnn/lab.py, build_minicnn() here), the one the
+example and the tests train; tests/test_benchmarks.py checks that it and spec() agree,
+layer by layer. glorot_weights() makes one set of initial
 weights in Keras's order and shapes, so that every framework can start from the
 same point. count_flops() says how much arithmetic one training step costs.
 The rest (split_indices, load_arrays, summarize_steps, peak_rss_mb) is shared by
@@ -163,33 +165,13 @@ def gemm_shapes(layers, batch_size=BATCH_SIZE):
     return shapes
 
 
-def build_minicnn(layers, minicnn_module):
-    """The same model in minicnn, built and compiled as the lab does (Adam, categorical CE)."""
-    from minicnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-    from minicnn.layers.advanced_activations import LeakyReLU
-    from minicnn.models import Sequential
-    model = Sequential()
-    first = True
-    for kind, arg in layers:
-        extra = {"input_shape": INPUT_SHAPE} if first else {}
-        first = False
-        if kind == "conv":
-            model.add(Conv2D(arg, kernel_size=(3, 3), activation="linear", padding="same", **extra))
-        elif kind == "leaky":
-            model.add(LeakyReLU(alpha=arg))
-        elif kind == "pool":
-            model.add(MaxPooling2D((arg, arg), padding="same"))
-        elif kind == "dropout":
-            model.add(Dropout(arg))
-        elif kind == "flatten":
-            model.add(Flatten())
-        elif kind == "dense":
-            model.add(Dense(arg, activation="linear"))
-        elif kind == "softmax_dense":
-            model.add(Dense(arg, activation="softmax"))
-    model.compile(loss=minicnn_module.losses.categorical_crossentropy,
-                  optimizer=minicnn_module.optimizers.Adam(), metrics=["accuracy"])
-    return model
+def build_minicnn(model="baseline"):
+    """The lab's 'baseline' or 'dropout' model in minicnn, compiled as the lab does (Adam, categorical CE):
+    minicnn.lab.lab_model, imported here so that the peers' workers never load minicnn."""
+    if model not in ("baseline", "dropout"):
+        raise ValueError(f"model must be 'baseline' or 'dropout', got {model!r}")
+    from minicnn.lab import lab_model
+    return lab_model(dropout=model == "dropout", input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES)
 
 
 # --- shared by the worker processes ----------------------------------------------------

@@ -5,15 +5,20 @@ Run it from the repository root:
     python examples/conv_from_maths_to_code.py        # prints every step; draws out/conv_from_maths_to_code/im2col.png
 
 1. The formula, and the im2col matrix shapes of the lab's first layer (and of its other two), read
-   from the lab's own model (built by examples/fashion_mnist_lab.py) after a forward pass.
+   from the lab's own model (minicnn.lab, the one examples/fashion_mnist_lab.py trains) after a forward pass.
 2. im2col on a tiny image, printed: every row of the matrix is one window of the image.
 3. A small convolution (2 images, 2 channels, 3 filters) computed by plain loops over the formula,
    by im2col + one matrix product (the reference im2col, plain NumPy), by the fast kernel (Numba),
    and by minicnn's Conv2D layer. Small integer values make every sum exact, so the four results
    must be equal to the last bit, not merely close.
-4. What fit actually runs: each Conv2D with its LeakyReLU and its MaxPooling2D fused into one step
-   (minicnn/fusion.py). The lab's model on a batch of 64, fused and layer by layer: the same loss,
-   outputs and gradients to the last bit, and the time of a forward + backward pass each way.
+4. What fit actually runs: the model's plan (model.plan, minicnn/plan.py), where each Conv2D with its
+   LeakyReLU and its MaxPooling2D is one fused step. The lab's model on a batch of 64, fused and layer by
+   layer (model.fusion = False): the same loss, outputs and gradients to the last bit, and the time of a
+   forward + backward pass each way.
+
+Where a window goes (its size, strides, padding and output size) is one value, a kernels.Window, made by
+Window.over(...) (minicnn/kernels/window.py): the layers make theirs when they are built (layer.window),
+and every kernel takes one.
 """
 import argparse
 import sys
@@ -22,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the lab script beside this one
-from fashion_mnist_lab import IMAGE_SHAPE, build_model    # noqa: E402  (also finds minicnn in a checkout)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # minicnn from this checkout
 
-from minicnn import backend, fusion, kernels, plotting    # noqa: E402
-from minicnn.kernels import reference                     # noqa: E402
+from minicnn import backend, kernels, plotting            # noqa: E402
+from minicnn.kernels import Window, reference             # noqa: E402
+from minicnn.lab import IMAGE_SHAPE, lab_model            # noqa: E402
 from minicnn.layers import Conv2D                         # noqa: E402
 from minicnn.utils import to_categorical                  # noqa: E402
 
@@ -39,27 +44,21 @@ def step(title):
     print(f"\n=== {title} " + "=" * max(0, 70 - len(title)), flush=True)
 
 
-def pads_for(shape, kernel_size, strides, padding):
-    """(top, bottom, left, right) zero padding for an NHWC input, as Conv2D computes it."""
-    (kh, kw), (sh, sw) = kernel_size, strides
-    return kernels.padding_amounts(shape[1], kh, sh, padding) + kernels.padding_amounts(shape[2], kw, sw, padding)
-
-
 # --- the three ways ------------------------------------------------------------------------------
-def conv2d_loops(x, kernel, bias, strides, pads):
+def conv2d_loops(x, kernel, bias, window):
     """The formula, one multiply-add at a time:
 
         y[n, a, b, f] = bias[f] + sum over i, j, c of  xpad[n, a*SH + i, b*SW + j, c] * kernel[i, j, c, f]
 
-    x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F).
+    x (N, H, W, C), kernel (KH, KW, C, F), bias (F,) -> y (N, OH, OW, F). The window (a kernels.Window)
+    gives the strides (SH, SW), the zero padding (top, bottom, left, right) around xpad, and (OH, OW).
     """
     n_images, height, width, channels = x.shape
     kh, kw, _, filters = kernel.shape
-    (sh, sw), (top, bottom, left, right) = strides, pads
+    sh, sw, oh, ow = window.sh, window.sw, window.oh, window.ow
+    top, bottom, left, right = window.pads
     xpad = np.zeros((n_images, height + top + bottom, width + left + right, channels), dtype=x.dtype)
     xpad[:, top:top + height, left:left + width, :] = x
-    oh = (height + top + bottom - kh) // sh + 1
-    ow = (width + left + right - kw) // sw + 1
     y = np.zeros((n_images, oh, ow, filters), dtype=x.dtype)
     for n in range(n_images):
         for a in range(oh):
@@ -74,17 +73,15 @@ def conv2d_loops(x, kernel, bias, strides, pads):
     return y
 
 
-def conv2d_im2col(x, kernel, bias, strides, pads, im2col):
+def conv2d_im2col(x, kernel, bias, window, im2col):
     """The same sum as one matrix product: y = im2col(x) @ kernel.reshape(KH*KW*C, F) + bias.
 
     `im2col` is reference.im2col (plain NumPy) or kernels.im2col (the fast kernel for x's device).
     """
-    kh, kw, _, filters = kernel.shape
-    col = im2col(x, kh, kw, strides, pads)                  # (N*OH*OW, KH*KW*C)
+    filters = kernel.shape[3]
+    col = im2col(x, window)                                 # (N*OH*OW, KH*KW*C)
     z = col @ kernel.reshape(-1, filters) + bias            # (N*OH*OW, F)
-    oh = kernels.output_size(x.shape[1], kh, strides[0], pads[0], pads[1])
-    ow = kernels.output_size(x.shape[2], kw, strides[1], pads[2], pads[3])
-    return z.reshape(x.shape[0], oh, ow, filters)           # (N, OH, OW, F)
+    return z.reshape(x.shape[0], window.oh, window.ow, filters)   # (N, OH, OW, F)
 
 
 def conv2d_layer(x, kernel, bias, strides, padding):
@@ -106,9 +103,9 @@ def lab_shapes():
     step("1. The maths, and the shapes of the lab's first layer")
     print("y[n, a, b, f] = bias[f] + sum_{i, j, c} xpad[n, a + i, b + j, c] * kernel[i, j, c, f]")
     print("im2col puts each window xpad[n, a:a+3, b:b+3, :] in one row, so the sum becomes a matrix product.\n")
-    model = build_model(with_dropout=False)
+    model = lab_model()                                         # the lab's baseline (minicnn/lab.py)
     x = np.random.default_rng(0).random((LAB_BATCH,) + IMAGE_SHAPE, dtype=np.float32)
-    model.forward(x)
+    model.forward(x)                                            # every Conv2D keeps its col for backward
     convs = [layer for layer in model.layers if isinstance(layer, Conv2D)]
     layer, f = convs[0], convs[0].filters
     y = layer.forward(x)
@@ -117,15 +114,15 @@ def lab_shapes():
     dx = layer.backward(dz)
     rows = [
         ("x: a batch of images", x.shape),
-        (f"padding 'same': (top, bottom, left, right) = {layer._pads}", None),
-        ("col = im2col(x): one row per output pixel", layer._col.shape),
+        (f"padding 'same': (top, bottom, left, right) = {layer.window.pads}", None),
+        ("col = im2col(x): one row per output pixel", layer.col.shape),
         ("kernel (KH, KW, C, F)", layer.params["kernel"].shape),
         ("kernel.reshape(KH*KW*C, F)", kernel_matrix.shape),
-        ("z = col @ kernel + bias", (layer._col.shape[0], f)),
+        ("z = col @ kernel + bias", (layer.col.shape[0], f)),
         ("y = z.reshape(N, OH, OW, F)", y.shape),
         ("backward: dz (N*OH*OW, F)", dz.reshape(-1, f).shape),
         ("d_kernel = col.T @ dz, reshaped", layer.grads["kernel"].shape),
-        ("dcol = dz @ kernel.T", (layer._col.shape[0], kernel_matrix.shape[0])),
+        ("dcol = dz @ kernel.T", (layer.col.shape[0], kernel_matrix.shape[0])),
         ("dx = col2im(dcol)", dx.shape),
     ]
     for text, shape in rows:
@@ -134,8 +131,8 @@ def lab_shapes():
     print("\nThe lab's three Conv2D layers (batch 64, float32): the im2col matrix grows with the channels")
     print(f"  {'layer':<10}{'input':<18}{'col':<18}{'kernel matrix':<16}{'col size':>10}")
     for conv in convs:
-        col = conv._col
-        print(f"  {conv.name:<10}{str(conv._x_shape):<18}{str(col.shape):<18}"
+        col, input_shape = conv.col, (len(x),) + conv.input_shape[1:]
+        print(f"  {conv.name:<10}{str(input_shape):<18}{str(col.shape):<18}"
               f"{str(conv.params['kernel'].reshape(-1, conv.filters).shape):<16}{col.nbytes / 1e6:>8.1f} MB")
 
 
@@ -144,7 +141,7 @@ def tiny_im2col(output):
     """A 4x4 image with values 1..16, 3x3 windows, no padding: the 4 x 9 im2col matrix, and its picture."""
     step("2. im2col on a tiny image")
     x = np.arange(1, 17, dtype=np.float64).reshape(1, 4, 4, 1)
-    col = reference.im2col(x, 3, 3, (1, 1), (0, 0, 0, 0))
+    col = reference.im2col(x, Window.over((4, 4), (3, 3), (1, 1), "valid"))
     print("image (4 x 4):")
     print(x[0, :, :, 0].astype(int))
     print("im2col (one row per 3x3 window, read row by row):")
@@ -184,12 +181,12 @@ def compare_ways(seed=0):
     print(f"x {x.shape}, kernel {kernel.shape}, bias {bias.shape}; the fast kernel for this array is {fast}")
     all_equal = True
     for strides, padding in SMALL_CASES:
-        pads = pads_for(x.shape, kernel.shape[:2], strides, padding)
-        loops = conv2d_loops(x, kernel, bias, strides, pads)
-        ways = {"im2col (reference) + matmul": conv2d_im2col(x, kernel, bias, strides, pads, reference.im2col),
-                "im2col (fast kernel) + matmul": conv2d_im2col(x, kernel, bias, strides, pads, kernels.im2col),
+        window = Window.over(x.shape[1:3], kernel.shape[:2], strides, padding)   # pads and (OH, OW)
+        loops = conv2d_loops(x, kernel, bias, window)
+        ways = {"im2col (reference) + matmul": conv2d_im2col(x, kernel, bias, window, reference.im2col),
+                "im2col (fast kernel) + matmul": conv2d_im2col(x, kernel, bias, window, kernels.im2col),
                 "Conv2D layer": conv2d_layer(x, kernel, bias, strides, padding)}
-        print(f"\nstrides {strides}, padding {padding!r}: y {loops.shape}; "
+        print(f"\nstrides {strides}, padding {padding!r} (pads {window.pads}): y {loops.shape}; "
               f"filter 0 of image 0 by the loops:\n{loops[0, :, :, 0].astype(int)}")
         for name, y in ways.items():
             equal = bool(np.array_equal(y, loops))
@@ -207,14 +204,17 @@ def compare_ways(seed=0):
 def fused_blocks(seed=0, repeats=5):
     """The lab's model fused and layer by layer: equal to the last bit? Returns True if so; prints the times."""
     step("4. What fit runs: Conv2D -> LeakyReLU -> MaxPooling2D as one fused step")
-    model = build_model(with_dropout=False)
-    model.compile(loss="categorical_crossentropy", optimizer="adam")
+    model = lab_model()
     rng = np.random.default_rng(seed)
     x = rng.random((LAB_BATCH,) + IMAGE_SHAPE, dtype=np.float32)
     y = to_categorical(rng.integers(0, 10, LAB_BATCH), 10)
-    print("fit, evaluate and predict run these steps (model.fusion = True, the default):")
-    for fused_or_layer in fusion.steps(model.layers):
-        print(f"  {fused_or_layer.name}")
+    print(f"fit, evaluate and predict run the steps of model.plan (model.fusion = {model.fusion}, the default):")
+    for plan_step in model.plan.steps:
+        print(f"  {plan_step.name:<40} {type(plan_step).__name__}")
+    with model.layer_by_layer():                                # model.fusion = False inside
+        steps = model.plan.steps
+        print(f"with model.fusion = False: {len(steps)} steps, one per layer (the last is still a "
+              f"{type(steps[-1]).__name__}: softmax's gradient is taken with the loss's, see minicnn/plan.py)")
 
     def gradients():
         loss, y_pred, _ = model.compute_gradients(x, y, input_gradient=False)

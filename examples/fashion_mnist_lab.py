@@ -3,7 +3,8 @@
 Run it from the repository root:
 
     python examples/fashion_mnist_lab.py             # the lab's recipe: 20 epochs, batch 64 (slow on a CPU)
-    python examples/fashion_mnist_lab.py --quick     # 2,000 train / 1,000 test images, 2 epochs: ~35 s
+    python examples/fashion_mnist_lab.py --quick     # 2,000 train / 1,000 test images, 2 epochs (timings:
+                                                     # benchmarks/RESULTS.md)
 
 It follows the lab in order: load the data, look at it, preprocess it, train the baseline model, evaluate
 it, plot its history, then the same for the model with dropout; save and reload the model; predict
@@ -26,22 +27,21 @@ except ImportError:  # running from a checkout without `pip install -e .`: use t
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import minicnn
 
-from minicnn import backend, plotting
+from minicnn import backend, lab, plotting
 from minicnn.callbacks import Callback
 from minicnn.datasets import fashion_mnist
-from minicnn.layers import Conv2D, Dense, Dropout, Flatten, MaxPooling2D
-from minicnn.layers.advanced_activations import LeakyReLU
-from minicnn.models import Sequential, load_model
+from minicnn.models import load_model
 from minicnn.utils import set_random_seed, to_categorical
 from minicnn.utils.files import atomic_write
 
 import matplotlib.pyplot as plt  # noqa: E402  (minicnn.plotting has chosen the backend)
 
-NUM_CLASSES = 10
-IMAGE_SHAPE = (28, 28, 1)
+NUM_CLASSES = lab.NUM_CLASSES    # 10 kinds of clothing
+IMAGE_SHAPE = lab.IMAGE_SHAPE    # (28, 28, 1): grey images, channels last
 VALIDATION_FRACTION = 0.2      # the lab keeps 20 % of the training images for validation
 SPLIT_RANDOM_STATE = 13        # the lab's train_test_split(random_state=13)
-LEAKY_ALPHA = 0.1              # the lab's LeakyReLU(alpha=0.1)
+# the settings describe() prints for each layer (those of get_config() that tell the lab's layers apart)
+LAYER_SETTINGS = ("filters", "kernel_size", "pool_size", "padding", "negative_slope", "rate", "units", "activation")
 GRID_SIZE = 9                  # 3 x 3 grids of correct / incorrect predictions
 RELOAD_CHECK_IMAGES = 500      # test images predicted by the saved and the reloaded model
 # evaluate/predict keep no activations for a backward pass, so they can take bigger batches than
@@ -124,30 +124,24 @@ def preprocess(train_X, train_Y, test_X, test_Y):
 
 
 # --- 4. The models ------------------------------------------------------------------------------------
-def conv_block(model, filters, dropout=None, **first_layer_args):
-    """Conv2D(3x3, same) -> LeakyReLU(0.1) -> MaxPooling2D(2x2, same) [-> Dropout]."""
-    model.add(Conv2D(filters, kernel_size=(3, 3), activation="linear", padding="same", **first_layer_args))
-    model.add(LeakyReLU(alpha=LEAKY_ALPHA))
-    model.add(MaxPooling2D(pool_size=(2, 2), padding="same"))
-    if dropout:
-        model.add(Dropout(dropout))
-
-
 def build_model(with_dropout):
-    """The lab's network; with_dropout adds Dropout 0.25, 0.25, 0.4 after the poolings and 0.3 after Dense."""
-    model = Sequential()
-    conv_block(model, 32, dropout=0.25 if with_dropout else None, input_shape=IMAGE_SHAPE)
-    conv_block(model, 64, dropout=0.25 if with_dropout else None)
-    conv_block(model, 128, dropout=0.4 if with_dropout else None)
-    model.add(Flatten())
-    model.add(Dense(128, activation="linear"))
-    model.add(LeakyReLU(alpha=LEAKY_ALPHA))
-    if with_dropout:
-        model.add(Dropout(0.3))
-    model.add(Dense(NUM_CLASSES, activation="softmax"))
-    model.compile(loss=minicnn.losses.categorical_crossentropy, optimizer=minicnn.optimizers.Adam(),
-                  metrics=["accuracy"])
-    return model
+    """The lab's network, built by minicnn/lab.py (the one place every script and test builds it from):
+
+        3 x [Conv2D(32, 64, 128 filters, 3x3, padding='same') -> LeakyReLU(alpha=0.1)
+             -> MaxPooling2D(2x2, padding='same') (-> Dropout 0.25, 0.25, 0.4 with_dropout)]
+        Flatten -> Dense(128) -> LeakyReLU(alpha=0.1) (-> Dropout 0.3) -> Dense(10, softmax)
+
+    compiled as the lab compiles it: categorical cross-entropy, Adam, accuracy.
+    """
+    return lab.lab_model(dropout=with_dropout)
+
+
+def describe(model):
+    """Each layer with its settings, read from the model itself (model.summary() shows the shapes)."""
+    for layer in model.layers:
+        config = layer.get_config()
+        settings = ", ".join(f"{key}={config[key]!r}" for key in LAYER_SETTINGS if key in config)
+        print(f"  {type(layer).__name__}({settings})")
 
 
 class EpochTimer(Callback):
@@ -208,6 +202,8 @@ def run_model(name, data, args, output, figures):
     step(f"4. The {name} model" + (" (with Dropout)" if with_dropout else ""))
     model = build_model(with_dropout)
     model.to(args.device)
+    print("The lab's network (built by minicnn.lab.lab_model):")
+    describe(model)
     model.summary()
     print(f"fit: batch_size={args.batch_size}, epochs={args.epochs}, device={args.device}")
     history, epoch_seconds = train(model, data, args)

@@ -9,8 +9,11 @@ Run it from the repository root:
 Steps: get a model (train the lab's baseline briefly, recording every layer's gradient norm per batch,
 or load a saved one); trace one batch of test images through it and print each layer's statistics;
 draw the first-layer filters, the feature maps of one test image at every Conv2D layer, the histograms
-of every layer's output and of its gradient, and the gradient norms over training; profile one training
-step layer by layer; check the gradients of the saved model in float64 (python -m minicnn.gradcheck).
+of every layer's output and of its gradient, and the gradient norms over training; profile a training
+step as fit runs it (each Conv2D -> LeakyReLU -> MaxPooling2D one fused step of model.plan), then layer by
+layer; check the gradients of the saved model in float64 (python -m minicnn.gradcheck).
+The tools are in minicnn/inspection.py: they watch the model's own training step (Model.train_step)
+through observers (minicnn.plan.Observer), so what they show is what fit runs.
 Figures, the model and results.json (every number printed) go to the --output folder.
 """
 import argparse
@@ -19,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))   # the lab script beside this one
-from fashion_mnist_lab import IMAGE_SHAPE, NUM_CLASSES, build_model   # noqa: E402  (also finds minicnn)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # minicnn from this checkout
 
-from minicnn import backend, gradcheck, inspect, plotting    # noqa: E402
+from minicnn import backend, gradcheck, inspection, plotting  # noqa: E402
 from minicnn.datasets import fashion_mnist                   # noqa: E402
+from minicnn.lab import IMAGE_SHAPE, NUM_CLASSES, lab_model  # noqa: E402
 from minicnn.models import load_model                        # noqa: E402
 from minicnn.utils import set_random_seed, to_categorical    # noqa: E402
 from minicnn.utils.files import atomic_write                 # noqa: E402
@@ -58,10 +61,10 @@ def get_model(args, train):
         model = load_model(args.model)
         print(f"Loaded {args.model}")
     else:
-        model = build_model(with_dropout=False)
-        print("Built the lab's baseline model")
+        model = lab_model()
+        print("Built the lab's baseline model (minicnn.lab.lab_model)")
     model.to(args.device)
-    logger = inspect.GradientNormLogger()
+    logger = inspection.GradientNormLogger()
     if args.epochs:
         x, y = train
         print(f"Training {args.epochs} epoch(s) on {len(x)} images, batch {BATCH_SIZE}, "
@@ -73,11 +76,11 @@ def get_model(args, train):
 def look_inside(model, x, y, image_index, output, figures):
     """trace + stats of one batch, and the figures drawn from it."""
     step("2. Trace one batch through every layer")
-    records = inspect.trace(model, x, y)
-    layer_stats = inspect.stats(records)
-    print(f"inspect.trace(model, x, y) on {len(x)} test images; inspect.stats of each layer "
-          "(< 0: share of pre-activations below LeakyReLU's kink; norms are L2 norms):")
-    print(inspect.stats_table(layer_stats))
+    records = inspection.trace(model, x, y)
+    layer_stats = inspection.stats(records)
+    print(f"inspection.trace(model, x, y) on {len(x)} test images, layer by layer; inspection.stats of each "
+          "layer (< 0: share of pre-activations below LeakyReLU's kink; norms are L2 norms):")
+    print(inspection.stats_table(layer_stats))
 
     step("3. Figures")
     figures["filters"] = save(plotting.plot_filters(model), output, "filters.png")
@@ -97,10 +100,19 @@ def stats_dict(layer_stats):
 
 
 def time_profile(model, x, y, steps, output, figures):
+    """The steps of model.plan as fit runs them (a fused block is one row), then every layer on its own."""
     step("4. Where the time of a training step goes")
-    profile = inspect.profile(model, x, y, steps=steps)
+    profile = inspection.profile(model, x, y, steps=steps)
     print(profile.table())
     figures["profile"] = save(plotting.plot_profile(profile), output, "profile.png")
+    print("\nThe same, layer by layer (model.fusion = False: slower, but each layer gets its own row):")
+    layer_by_layer = inspection.profile(model, x, y, steps=steps, layer_by_layer=True)
+    print(layer_by_layer.table())
+    return profile_dict(profile), profile_dict(layer_by_layer)
+
+
+def profile_dict(profile):
+    """A Profile as a JSON-able dict."""
     return {"device": profile.device, "batch_size": profile.batch_size, "steps": profile.steps,
             "step_ms": profile.step_ms, "optimizer_ms": profile.optimizer_ms, "other_ms": profile.other_ms,
             "layers": [dict(vars(t), total_ms=t.total_ms) for t in profile.layers]}
@@ -167,11 +179,12 @@ def main(argv=None):
     model.save(model_path)
 
     layer_stats = look_inside(model, test_x, test_y, args.image, output, figures)
-    profile = time_profile(model, test_x, test_y, args.profile_steps, output, figures)
+    profile, profile_layers = time_profile(model, test_x, test_y, args.profile_steps, output, figures)
     status = gradient_check(model_path, GRADCHECK_ENTRIES // 2 if args.quick else GRADCHECK_ENTRIES)
 
     results = {"model": args.model, "epochs": args.epochs, "train_images": args.train_images if args.epochs else 0,
                "trace_images": TRACE_IMAGES, "stats": layer_stats, "profile": profile,
+               "profile_layer_by_layer": profile_layers,
                "gradient_norms": logger.batch_norms, "epoch_ends": logger.epoch_ends,
                "gradcheck_status": status, "figures": figures, "seconds": time.perf_counter() - started}
     with atomic_write(output / "results.json", "w", encoding="utf-8") as out:

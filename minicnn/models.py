@@ -57,7 +57,7 @@ class Model:
         self.completed_epochs = 0  # epochs fit has finished; saved with the model, for resuming
         self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
         self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (plan.py)
-        self._plan, self._plan_key = None, None
+        self._plans = {}           # fusion on / off -> (what the plan was made from, the plan)
         if inputs is not None or outputs is not None:
             if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
                 raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
@@ -130,10 +130,13 @@ class Model:
     def plan(self):
         """The steps forward and backward run (minicnn/plan.py), made again only when the
         layers, the loss or `fusion` have changed since the last one."""
-        key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss), bool(self.fusion))
-        if key != self._plan_key:
-            self._plan, self._plan_key = make_plan(self.layers, self.loss, self.fusion), key
-        return self._plan
+        fusion = bool(self.fusion)
+        key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss))
+        made_from, plan = self._plans.get(fusion, (None, None))
+        if key != made_from:        # one plan kept per fusion setting: switching back and forth remakes none
+            plan = make_plan(self.layers, self.loss, fusion)
+            self._plans[fusion] = (key, plan)
+        return plan
 
     @contextlib.contextmanager
     def layer_by_layer(self):

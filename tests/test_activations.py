@@ -27,3 +27,15 @@ def test_none_means_linear_and_unknown_names_are_listed():
     assert isinstance(activations.get(None), activations.Linear)
     with pytest.raises(ValueError, match="softmax"):
         activations.get("softplus2")
+
+
+def test_leaky_relu_has_one_slope_name_and_reads_old_configs():
+    leaky = activations.LeakyReLU(negative_slope=0.1)
+    assert leaky.negative_slope == leaky.alpha == 0.1                   # alpha: Keras 2's name, read only
+    with pytest.raises(AttributeError):
+        leaky.alpha = 0.5
+    assert activations.serialize(leaky) == {"name": "leaky_relu", "negative_slope": 0.1}
+    for config in ({"name": "leaky_relu", "negative_slope": 0.1}, {"name": "leaky_relu", "alpha": 0.1}):
+        assert activations.get(config).negative_slope == 0.1
+    with pytest.raises(ValueError, match="unknown activation"):
+        activations.get({"name": "leaky_relu", "slope": 0.1})

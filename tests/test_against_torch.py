@@ -5,8 +5,8 @@ Skipped (visibly) where PyTorch is not installed.
 import numpy as np
 import pytest
 
-from conftest import lab_model
 from minicnn import optimizers
+from minicnn.lab import lab_model
 from minicnn.utils import to_categorical
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed; the comparison is skipped")

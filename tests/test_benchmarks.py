@@ -3,18 +3,49 @@ not how fast anything is; speed is measured by running them, see benchmarks/RESU
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-from conftest import needs_fashion_mnist
+import pytest
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import REPO, load_script, needs_fashion_mnist, run_script
+from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPooling2D
+
+BENCHMARKS = REPO / "benchmarks"
 
 
-def run(script, *args, timeout=300):
-    result = subprocess.run([sys.executable, str(BENCHMARKS / script), *map(str, args)],
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return result.stdout
+def run(script, *args):
+    return run_script(BENCHMARKS / script, *args)
+
+
+def spec_entry(layer):
+    """A minicnn layer as benchmarks/lab.py's spec writes it, (kind, argument); None if spec has no such layer."""
+    kind = type(layer)
+    if kind is Conv2D and (layer.kernel_size, layer.strides, layer.padding) == ((3, 3), (1, 1), "same") \
+            and layer.activation.name == "linear" and layer.use_bias:
+        return "conv", layer.filters
+    if kind is LeakyReLU:
+        return "leaky", layer.negative_slope
+    if kind is MaxPooling2D and layer.pool_size == layer.strides and layer.pool_size[0] == layer.pool_size[1] \
+            and layer.padding == "same":
+        return "pool", layer.pool_size[0]
+    if kind is Dropout:
+        return "dropout", layer.rate
+    if kind is Flatten:
+        return "flatten", None
+    if kind is Dense and layer.activation.name in ("linear", "softmax"):
+        return ("dense" if layer.activation.name == "linear" else "softmax_dense"), layer.units
+    return None
+
+
+@pytest.mark.parametrize("model_name", ["baseline", "dropout"])
+def test_the_benchmarks_spec_is_the_lab_model_minicnn_builds(model_name):
+    """PyTorch and Keras are built from lab.spec(); minicnn's model comes from minicnn.lab: they must agree."""
+    bench_lab = load_script(BENCHMARKS / "lab.py")
+    spec = bench_lab.spec(model_name)
+    model = bench_lab.build_minicnn(model_name)
+    assert [spec_entry(layer) for layer in model.layers] == spec
+    assert [out for *_, out in bench_lab.trace_shapes(spec)] == [layer.output_shape[1:] for layer in model.layers]
+    assert [tuple(w.shape) for w in model.get_weights()] == bench_lab.weight_shapes(spec)
+    assert model.count_params() == bench_lab.count_params(spec) == 356_234
 
 
 def test_conv_pieces_splits_each_block_into_its_parts():

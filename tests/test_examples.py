@@ -2,44 +2,32 @@
 
 The end-to-end test runs `examples/fashion_mnist_lab.py --quick` with 500 training / 200 test images and
 2 epochs in a subprocess (about 20 s on 2 CPU cores), then checks report.md, results.json and the figures.
-It is skipped when the Fashion-MNIST files are nowhere on this machine (it never downloads them).
+It is skipped when the Fashion-MNIST files are nowhere on this machine (it never downloads them), except
+in CI, where a missing dataset fails (conftest.needs_fashion_mnist, MINICNN_REQUIRE_DATA).
 """
-import importlib.util
 import json
 import math
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REPO, load_example, needs_fashion_mnist, run_script
 from minicnn.datasets import fashion_mnist
+from minicnn.lab import lab_model
 
-REPO = Path(__file__).resolve().parent.parent
 LAB_SCRIPT = REPO / "examples" / "fashion_mnist_lab.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TRAIN_LIMIT, TEST_LIMIT, EPOCHS = 500, 200, 2
 LAB_PARAMS = 356_234
 FIGURES = ["sample_images", "baseline_history", "dropout_history", "correct_predictions",
            "incorrect_predictions", "confusion_matrix", "comparison"]
-RUN_TIMEOUT_S = 300
-
-needs_data = pytest.mark.skipif(
-    fashion_mnist.find_data_dir() is None,
-    reason=f"Fashion-MNIST not found ({fashion_mnist.SYSTEM_DIR} absent and $MINICNN_DATA not set); "
-           "apt-get install dataset-fashion-mnist, or set MINICNN_DATA to a folder holding fashion-mnist/",
-)
 
 
 def load_lab_module():
-    """Import examples/fashion_mnist_lab.py as a module (examples/ is not a package)."""
-    spec = importlib.util.spec_from_file_location("fashion_mnist_lab", LAB_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """examples/fashion_mnist_lab.py as a module (examples/ is not a package)."""
+    return load_example("fashion_mnist_lab")
 
 
 # --- command line (no data needed) ------------------------------------------------------------------
@@ -68,21 +56,29 @@ def test_bad_options_are_refused(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("with_dropout", [False, True])
+def test_the_labs_model_is_minicnn_lab_model(with_dropout):
+    """The script builds the one lab model (minicnn/lab.py) that the tests and benchmarks use."""
+    built, expected = load_lab_module().build_model(with_dropout), lab_model(dropout=with_dropout)
+
+    def described(model):
+        return [(type(layer), {k: v for k, v in layer.get_config().items() if k != "name"}) for layer in model.layers]
+    assert described(built) == described(expected)
+    assert (built.loss.name, built.optimizer.get_config(), built.metrics) == (
+        expected.loss.name, expected.optimizer.get_config(), expected.metrics)
+
+
 # --- the whole lab, end to end ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def lab_run(tmp_path_factory):
     """Run the lab once in quick mode on a tiny subset; return (output folder, stdout)."""
     output = tmp_path_factory.mktemp("lab_output")
-    env = dict(os.environ, MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    command = [sys.executable, str(LAB_SCRIPT), "--quick", "--train-limit", str(TRAIN_LIMIT),
-               "--test-limit", str(TEST_LIMIT), "--epochs", str(EPOCHS), "--seed", "0", "--output", str(output)]
-    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert done.returncode == 0, f"the lab failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return output, done.stdout
+    stdout = run_script(LAB_SCRIPT, "--quick", "--train-limit", TRAIN_LIMIT, "--test-limit", TEST_LIMIT,
+                        "--epochs", EPOCHS, "--seed", 0, "--output", output)
+    return output, stdout
 
 
-@needs_data
+@needs_fashion_mnist
 def test_the_lab_prints_every_step(lab_run):
     _, stdout = lab_run
     for heading in ["1. Load the data", "2. Analyze the data", "3. Preprocess the data", "4. The baseline model",
@@ -90,10 +86,12 @@ def test_the_lab_prints_every_step(lab_run):
                     "9. Compare the models", "10. Write the report"]:
         assert f"=== {heading}" in stdout
     assert "Total params: 356,234" in stdout
+    assert "  Conv2D(filters=32, kernel_size=[3, 3], padding='same', activation='linear')" in stdout   # settings
+    assert "  LeakyReLU(negative_slope=0.1)" in stdout and "  Dropout(rate=0.4)" in stdout
     assert f"Epoch {EPOCHS}/{EPOCHS}" in stdout
 
 
-@needs_data
+@needs_fashion_mnist
 def test_the_lab_writes_every_figure_as_a_png(lab_run):
     output, _ = lab_run
     for name in FIGURES:
@@ -102,7 +100,7 @@ def test_the_lab_writes_every_figure_as_a_png(lab_run):
     assert not [p.name for p in output.iterdir() if p.name.startswith(".")], "temporary files left behind"
 
 
-@needs_data
+@needs_fashion_mnist
 def test_results_json_holds_the_numbers(lab_run):
     output, _ = lab_run
     results = json.loads((output / "results.json").read_text())
@@ -143,7 +141,7 @@ def test_results_json_holds_the_numbers(lab_run):
     assert set(results["figures"]) == set(FIGURES)
 
 
-@needs_data
+@needs_fashion_mnist
 def test_report_md_holds_the_numbers_and_embeds_the_figures(lab_run):
     output, _ = lab_run
     report = (output / "report.md").read_text()

@@ -1,56 +1,33 @@
 """examples/conv_from_maths_to_code.py and examples/inside_the_layers.py, run as a learner runs them.
 
 Both run in a subprocess in a quick mode; the tests check the numbers they print and write.
-inside_the_layers.py needs Fashion-MNIST and is skipped where it is not installed.
+inside_the_layers.py needs Fashion-MNIST and is skipped where it is not installed (except in CI:
+see conftest.needs_fashion_mnist).
 """
-import importlib.util
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minicnn import inspect, kernels
+from conftest import REPO, load_example, needs_fashion_mnist, run_script
+from minicnn import inspection, kernels
 from minicnn.datasets import fashion_mnist
+from minicnn.kernels import Window
 from minicnn.models import load_model
 from minicnn.utils import to_categorical
 
-REPO = Path(__file__).resolve().parent.parent
 CONV_SCRIPT = REPO / "examples" / "conv_from_maths_to_code.py"
 INSIDE_SCRIPT = REPO / "examples" / "inside_the_layers.py"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-RUN_TIMEOUT_S = 300
 TRAIN_IMAGES, TRACE_IMAGES, BATCH = 320, 64, 64       # 5 training batches
 PARAM_LAYERS = ["conv2d", "conv2d_1", "conv2d_2", "dense", "dense_1"]
 INSIDE_FIGURES = {"filters", "feature_maps", "activation_histograms", "gradient_histograms", "profile"}
 
-needs_data = pytest.mark.skipif(fashion_mnist.find_data_dir() is None,
-                                reason="Fashion-MNIST not found (apt-get install dataset-fashion-mnist)")
-
-
-def run(script, *args):
-    env = dict(os.environ, MPLBACKEND="Agg",
-               PYTHONPATH=os.pathsep.join([str(REPO)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    done = subprocess.run([sys.executable, str(script), *map(str, args)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    assert done.returncode == 0, f"{script.name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done.stdout
-
-
-def load_example(path):
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 # --- conv_from_maths_to_code.py ----------------------------------------------------------------------
 def test_conv_example_prints_the_labs_shapes_and_three_equal_results(tmp_path):
-    stdout = run(CONV_SCRIPT, "--output", tmp_path)
+    stdout = run_script(CONV_SCRIPT, "--output", tmp_path)
     for text, shape in [("col = im2col(x)", "(50176, 9)"), ("kernel.reshape(KH*KW*C, F)", "(9, 32)"),
                         ("z = col @ kernel + bias", "(50176, 32)"), ("y = z.reshape(N, OH, OW, F)", "(64, 28, 28, 32)"),
                         ("d_kernel = col.T @ dz, reshaped", "(3, 3, 1, 32)"), ("dx = col2im(dcol)", "(64, 28, 28, 1)")]:
@@ -59,32 +36,37 @@ def test_conv_example_prints_the_labs_shapes_and_three_equal_results(tmp_path):
     assert "[ 1  2  3  5  6  7  9 10 11]" in stdout                   # the first window of the tiny image
     assert stdout.count("max |difference| from the loops = 0.0e+00   equal") == 6
     assert "All equal" in stdout and "DIFFERENT" not in stdout
-    assert re.search(r"conv2d(_\d+)?\+leaky_re_lu(_\d+)?\+max_pooling2d", stdout)   # the fused steps fit runs
+    assert re.search(r"conv2d(_\d+)?\+leaky_re_lu(_\d+)?\+max_pooling2d(_\d+)? +ConvActivationPool", stdout)
+    assert "with model.fusion = False: 13 steps, one per layer" in stdout
     assert "fused vs layer by layer: equal to the last bit" in stdout
     assert (tmp_path / "im2col.png").read_bytes().startswith(PNG_SIGNATURE)
 
 
 def test_conv_by_loops_on_a_hand_computed_example():
-    conv = load_example(CONV_SCRIPT)
+    conv = load_example("conv_from_maths_to_code")
     x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)                      # [[1,2,3],[4,5,6],[7,8,9]]
     kernel = np.zeros((2, 2, 1, 2))
     kernel[:, :, 0, 0] = 1                                            # filter 0: sum of the window
     kernel[0, 0, 0, 1], kernel[1, 1, 0, 1] = 1, -1                    # filter 1: top-left minus bottom-right
-    y = conv.conv2d_loops(x, kernel, np.array([0.0, 10.0]), (1, 1), (0, 0, 0, 0))
+    y = conv.conv2d_loops(x, kernel, np.array([0.0, 10.0]), Window.over((3, 3), (2, 2), (1, 1), "valid"))
     np.testing.assert_array_equal(y[0, :, :, 0], [[12, 16], [24, 28]])
     np.testing.assert_array_equal(y[0, :, :, 1], [[6, 6], [6, 6]])
-    padded = conv.conv2d_loops(x, kernel, np.zeros(2), (2, 2), (0, 1, 0, 1))   # zeros at the bottom/right
+    window = Window.over((3, 3), (2, 2), (2, 2), "same")
+    assert window.pads == (0, 1, 0, 1)                                # zeros at the bottom/right
+    padded = conv.conv2d_loops(x, kernel, np.zeros(2), window)
     np.testing.assert_array_equal(padded[0, :, :, 0], [[12, 9], [15, 9]])
 
 
-@pytest.mark.parametrize("strides, pads", [((1, 1), (1, 1, 1, 1)), ((2, 1), (0, 1, 2, 0)), ((3, 3), (0, 0, 0, 0))])
-def test_conv_three_ways_agree_on_real_numbers(strides, pads):
-    conv = load_example(CONV_SCRIPT)
+@pytest.mark.parametrize("strides, padding", [((1, 1), "same"), ((2, 1), "same"), ((3, 3), "valid"),
+                                              ((1, 2), "valid")])
+def test_conv_three_ways_agree_on_real_numbers(strides, padding):
+    conv = load_example("conv_from_maths_to_code")
     rng = np.random.default_rng(4)
     x, kernel, bias = rng.standard_normal((2, 7, 6, 3)), rng.standard_normal((3, 2, 3, 4)), rng.standard_normal(4)
-    loops = conv.conv2d_loops(x, kernel, bias, strides, pads)
+    window = Window.over((7, 6), (3, 2), strides, padding)
+    loops = conv.conv2d_loops(x, kernel, bias, window)
     for im2col in (kernels.reference.im2col, kernels.im2col):
-        np.testing.assert_allclose(conv.conv2d_im2col(x, kernel, bias, strides, pads, im2col), loops, rtol=1e-12,
+        np.testing.assert_allclose(conv.conv2d_im2col(x, kernel, bias, window, im2col), loops, rtol=1e-12,
                                    atol=1e-12)
 
 
@@ -93,15 +75,15 @@ def test_conv_three_ways_agree_on_real_numbers(strides, pads):
 def inside_runs(tmp_path_factory):
     """The example twice: training quickly, then looking at the model that run saved (--model)."""
     trained = tmp_path_factory.mktemp("inside_trained")
-    stdout = run(INSIDE_SCRIPT, "--quick", "--train-images", TRAIN_IMAGES, "--seed", "0", "--output", trained)
+    stdout = run_script(INSIDE_SCRIPT, "--quick", "--train-images", TRAIN_IMAGES, "--seed", "0", "--output", trained)
     loaded = tmp_path_factory.mktemp("inside_loaded")
-    stdout_loaded = run(INSIDE_SCRIPT, "--quick", "--model", trained / "model.h5py", "--profile-steps", "1",
-                        "--output", loaded)
+    stdout_loaded = run_script(INSIDE_SCRIPT, "--quick", "--model", trained / "model.h5py", "--profile-steps", "1",
+                               "--output", loaded)
     read = lambda folder: json.loads((folder / "results.json").read_text())   # noqa: E731
     return (trained, stdout, read(trained)), (loaded, stdout_loaded, read(loaded))
 
 
-@needs_data
+@needs_fashion_mnist
 def test_inside_example_prints_every_table(inside_runs):
     (_, stdout, results), _ = inside_runs
     for heading in ["1. The model", "2. Trace one batch", "3. Figures", "4. Where the time", "5. Gradient check"]:
@@ -112,7 +94,7 @@ def test_inside_example_prints_every_table(inside_runs):
     assert "whole step" in stdout and "ok: all 11 arrays agree" in stdout
 
 
-@needs_data
+@needs_fashion_mnist
 def test_inside_example_records_the_gradient_norms_of_every_batch(inside_runs):
     (output, _, results), _ = inside_runs
     batches = -(-TRAIN_IMAGES // BATCH)
@@ -124,14 +106,14 @@ def test_inside_example_records_the_gradient_norms_of_every_batch(inside_runs):
         assert (output / name).read_bytes().startswith(PNG_SIGNATURE)
 
 
-@needs_data
+@needs_fashion_mnist
 def test_inside_example_stats_are_those_of_the_saved_model_on_the_test_images(inside_runs):
     """Recompute the statistics here, from the saved model and the first 64 test images."""
     (output, _, results), _ = inside_runs
     model = load_model(output / "model.h5py")
     _, (test_X, test_Y) = fashion_mnist.load_data()
     x = test_X[:TRACE_IMAGES].reshape(-1, 28, 28, 1).astype("float32") / 255.
-    expected = inspect.stats(inspect.trace(model, x, to_categorical(test_Y[:TRACE_IMAGES], 10)))
+    expected = inspection.stats(inspection.trace(model, x, to_categorical(test_Y[:TRACE_IMAGES], 10)))
     assert [s["name"] for s in results["stats"]] == [s.name for s in expected]
     for got, want in zip(results["stats"], expected):
         assert got["output_shape"] == [TRACE_IMAGES] + list(want.output_shape[1:])
@@ -142,20 +124,24 @@ def test_inside_example_stats_are_those_of_the_saved_model_on_the_test_images(in
     assert all(0 < share < 1 for share in shares if share is not None)
 
 
-@needs_data
+@needs_fashion_mnist
 def test_inside_example_profile_adds_up(inside_runs):
-    (_, _, results), _ = inside_runs
-    profile = results["profile"]
-    assert (profile["batch_size"], profile["steps"], profile["device"]) == (TRACE_IMAGES, 2, "cpu")
-    assert len(profile["layers"]) == len(results["stats"])
-    parts = sum(t["total_ms"] for t in profile["layers"]) + profile["optimizer_ms"] + profile["other_ms"]
-    assert parts == pytest.approx(profile["step_ms"])
-    for t in profile["layers"]:
-        assert t["share"] == pytest.approx(t["total_ms"] / profile["step_ms"])
+    (_, stdout, results), _ = inside_runs
+    fused, layer_by_layer = results["profile"], results["profile_layer_by_layer"]
+    # as fit runs it: each conv block one fused row, then flatten, dense, leaky_re_lu, dense
+    assert [t["type"] for t in fused["layers"]] == ["fused"] * 3 + ["Flatten", "Dense", "LeakyReLU", "Dense"]
+    assert [t["name"] for t in layer_by_layer["layers"]] == [s["name"] for s in results["stats"]]
+    for profile in (fused, layer_by_layer):
+        assert (profile["batch_size"], profile["steps"], profile["device"]) == (TRACE_IMAGES, 2, "cpu")
+        parts = sum(t["total_ms"] for t in profile["layers"]) + profile["optimizer_ms"] + profile["other_ms"]
+        assert parts == pytest.approx(profile["step_ms"])
+        for t in profile["layers"]:
+            assert t["share"] == pytest.approx(t["total_ms"] / profile["step_ms"])
+    assert "conv2d+leaky_re_lu+max_pooling2d (fused)" in stdout
     assert results["gradcheck_status"] == 0
 
 
-@needs_data
+@needs_fashion_mnist
 def test_inside_example_on_a_saved_model_sees_the_same_numbers(inside_runs):
     (_, _, trained), (output, stdout, loaded) = inside_runs
     assert loaded["epochs"] == 0 and loaded["gradient_norms"] == {}

@@ -9,8 +9,8 @@ from minicnn.layers import Dense
 class WrongDense(Dense):
     """Dense whose input gradient forgets the transpose's scaling: a typical bug."""
 
-    def backward_preactivation(self, dz):
-        dx = super().backward_preactivation(dz)
+    def backward_linear(self, dz):
+        dx = super().backward_linear(dz)
         self.grads["bias"] = self.grads["bias"] * 2
         return dx * 1.01
 

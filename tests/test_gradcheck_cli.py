@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import lab_model
 from minicnn import backend, gradcheck, losses, optimizers
+from minicnn.lab import lab_model
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, LeakyReLU, MaxPooling2D
 from minicnn.models import Sequential
 

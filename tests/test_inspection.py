@@ -1,11 +1,11 @@
-"""minicnn/inspect.py: trace, stats, GradientNormLogger and profile, checked on values."""
+"""minicnn/inspection.py: trace, stats, GradientNormLogger and profile, checked on values."""
 import time
 
 import numpy as np
 import pytest
 
-from conftest import toy_images
-from minicnn import activations, backend, inspect, optimizers
+from conftest import load_example, toy_images
+from minicnn import activations, backend, inspection, optimizers
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPooling2D
 from minicnn.models import Sequential
 from minicnn.utils import to_categorical
@@ -31,7 +31,7 @@ def batch(n=4, size=6, classes=3, seed=0):
 def test_trace_records_every_layers_input_and_output(float64):
     model = small_model()
     x, y = batch()
-    records = inspect.trace(model, x, y)
+    records = inspection.trace(model, x, y)
     assert [r.name for r in records] == [layer.name for layer in model.layers]
     assert [r.type for r in records] == ["Conv2D", "LeakyReLU", "MaxPooling2D", "Flatten", "Dense"]
     assert [r.activation for r in records] == ["linear", "leaky_relu", None, None, "softmax"]
@@ -43,17 +43,16 @@ def test_trace_records_every_layers_input_and_output(float64):
     z = records[1].preactivation
     np.testing.assert_array_equal(z, records[1].input)
     np.testing.assert_array_equal(records[1].output, np.where(z > 0, z, ALPHA * z))
-    # the conv output is the convolution of x with the recorded kernel and bias
+    # the conv output is the convolution of x with the recorded kernel and bias (the loops of the walk-through)
     kernel, bias = records[0].params["kernel"], records[0].params["bias"]
-    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    expected = sum(padded[:, i:i + 6, j:j + 6, :] @ kernel[i, j] for i in range(3) for j in range(3)) + bias
+    expected = load_example("conv_from_maths_to_code").conv2d_loops(x, kernel, bias, model.layers[0].window)
     np.testing.assert_allclose(records[0].output, expected, rtol=1e-12, atol=1e-14)
 
 
 def test_trace_gradients_are_those_of_one_training_step(float64):
     model = small_model()
     x, y = batch()
-    records = inspect.trace(model, x, y)
+    records = inspection.trace(model, x, y)
     loss, p, dx = model.compute_gradients(x, y, training=True)   # the same step, done directly
     np.testing.assert_allclose(records[0].grad_input, dx, rtol=1e-12)
     for record, layer in zip(records, model.layers):
@@ -76,7 +75,7 @@ def test_trace_without_the_fused_softmax_records_every_grad_output(float64):
     model.compile(loss="categorical_crossentropy")       # sigmoid: no fusion, dL/dp enters the last layer
     x = np.random.default_rng(1).standard_normal((5, 3))
     y = to_categorical([0, 1, 1, 0, 1], 2)
-    records = inspect.trace(model, x, y)
+    records = inspection.trace(model, x, y)
     p = records[-1].output
     np.testing.assert_allclose(records[-1].grad_output, model.loss.gradient(y, p), rtol=1e-12)
     dz = activations.Sigmoid().backward(records[-1].grad_output, None, p)
@@ -86,7 +85,7 @@ def test_trace_without_the_fused_softmax_records_every_grad_output(float64):
 def test_trace_without_targets_is_forward_only():
     model = small_model()
     x, _ = batch()
-    records = inspect.trace(model, x.astype(np.float32))
+    records = inspection.trace(model, x.astype(np.float32))
     assert all(r.grad_output is None and r.grad_input is None and r.grads == {} for r in records)
     assert records[0].output.dtype == np.float32 and isinstance(records[0].output, np.ndarray)
 
@@ -96,7 +95,7 @@ def test_trace_leaves_the_model_as_it_was(float64):
     x, y = batch()
     weights = model.get_weights()             # BatchNormalization's moving statistics included
     state = backend.get_rng_state()
-    records = inspect.trace(model, x, y, training=True)
+    records = inspection.trace(model, x, y, training=True)
     for before, after in zip(weights, model.get_weights()):
         np.testing.assert_array_equal(before, after)
     assert backend.get_rng_state() == state   # the dropout draw was undone too
@@ -108,15 +107,15 @@ def test_trace_leaves_the_model_as_it_was(float64):
 def test_trace_with_targets_needs_a_compiled_model():
     model = Sequential([Flatten(input_shape=(2, 2)), Dense(2)])
     with pytest.raises(RuntimeError, match="compile"):
-        inspect.trace(model, np.zeros((1, 2, 2)), np.zeros((1, 2)))
+        inspection.trace(model, np.zeros((1, 2, 2)), np.zeros((1, 2)))
 
 
 # --- stats ------------------------------------------------------------------------------------
 def test_stats_are_the_numbers_of_the_records(float64):
     model = small_model()
     x, y = batch()
-    records = inspect.trace(model, x, y)
-    conv, leaky, pool, flatten, dense = inspect.stats(records)
+    records = inspection.trace(model, x, y)
+    conv, leaky, pool, flatten, dense = inspection.stats(records)
     assert conv.mean == pytest.approx(records[0].output.mean()) and conv.std == pytest.approx(records[0].output.std())
     assert conv.output_shape == (4, 6, 6, 3)
     assert leaky.negative_share == pytest.approx(np.mean(records[1].input < 0))
@@ -134,20 +133,20 @@ def test_stats_are_the_numbers_of_the_records(float64):
 
 
 def test_stats_flag_non_finite_values_and_all_zero_gradients():
-    record = inspect.LayerRecord(0, "d", "Dense", "relu", input=np.ones((2, 2)), output=np.array([[1.0, np.nan]]),
+    record = inspection.LayerRecord(0, "d", "Dense", "relu", input=np.ones((2, 2)), output=np.array([[1.0, np.nan]]),
                                  preactivation=np.array([[-1.0, 1.0], [-2.0, -3.0]]),
                                  params={"kernel": np.ones((2, 2))}, grads={"kernel": np.zeros((2, 2))})
-    [s] = inspect.stats([record])
+    [s] = inspection.stats([record])
     assert s.negative_share == 0.75
     assert s.problems == ["NaN or inf in output", "all-zero gradient of kernel"]
-    assert "WARNING: NaN or inf in output" in inspect.stats_table([s])
+    assert "WARNING: NaN or inf in output" in inspection.stats_table([s])
 
 
 def test_stats_table_shows_each_layer_and_the_gradient_ratio(float64):
     model = small_model()
     x, y = batch()
-    table_stats = inspect.stats(inspect.trace(model, x, y))
-    table = inspect.stats_table(table_stats)
+    table_stats = inspection.stats(inspection.trace(model, x, y))
+    table = inspection.stats_table(table_stats)
     for s in table_stats:
         assert f"{s.name} ({s.type})" in table
     assert f"{100 * table_stats[1].negative_share:.1f}%" in table
@@ -159,7 +158,7 @@ def test_stats_table_shows_each_layer_and_the_gradient_ratio(float64):
 
 
 def test_l2_norm_of_several_arrays():
-    assert inspect.l2_norm([np.array([3.0]), np.array([[4.0, 12.0]], np.float32)]) == pytest.approx(13.0)
+    assert inspection.l2_norm([np.array([3.0]), np.array([[4.0, 12.0]], np.float32)]) == pytest.approx(13.0)
 
 
 # --- GradientNormLogger -------------------------------------------------------------------------
@@ -170,7 +169,7 @@ def test_gradient_norm_logger_records_each_batch_and_epoch():
     model = small_model()
     backend.set_random_seed(5)
     twin = small_model()                     # same weights: replays the first batch by hand
-    logger = inspect.GradientNormLogger()
+    logger = inspection.GradientNormLogger()
     model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False, callbacks=[logger])
     assert list(logger.batch_norms) == [model.layers[0].name, model.layers[-1].name]   # layers with params
     assert all(len(v) == 6 for v in logger.batch_norms.values())                      # 3 batches x 2 epochs
@@ -178,9 +177,9 @@ def test_gradient_norm_logger_records_each_batch_and_epoch():
     for name, values in logger.batch_norms.items():
         np.testing.assert_allclose(logger.epoch_norms[name], [np.mean(values[:3]), np.mean(values[3:])])
     last = model.layers[0]                   # after fit, grads still hold the last batch's
-    assert logger.batch_norms[last.name][-1] == pytest.approx(inspect.l2_norm(last.grads.values()))
+    assert logger.batch_norms[last.name][-1] == pytest.approx(inspection.l2_norm(last.grads.values()))
     twin.compute_gradients(x[:16].astype(np.float32), y[:16], input_gradient=False)
-    expected = inspect.l2_norm(twin.layers[0].grads.values())
+    expected = inspection.l2_norm(twin.layers[0].grads.values())
     assert logger.batch_norms[last.name][0] == pytest.approx(expected, rel=1e-5)
 
 
@@ -208,7 +207,7 @@ def test_profile_times_each_layer_and_puts_the_weights_back():
     x, y = batch(8, size=4)
     weights = model.get_weights()
     Sleepy.calls = 0
-    result = inspect.profile(model, x, y, steps=3, warmup=2)
+    result = inspection.profile(model, x, y, steps=3, warmup=2)
     assert Sleepy.calls == 5                                   # warm-up steps run but are not timed
     flatten, sleepy, dense = result.layers
     assert sleepy.name == "sleepy" and sleepy.type == "Sleepy"
@@ -227,16 +226,24 @@ def test_profile_times_each_layer_and_puts_the_weights_back():
     assert "optimizer update" in table and "100.0%" in table
 
 
-def test_profile_a_model_with_the_fused_softmax_times_its_last_layer_backward():
+def test_profile_times_the_steps_fit_runs_or_every_layer_on_its_own():
     model = small_model()
+    conv, leaky, pool, flatten, dense = model.layers
     x, y = batch()
-    result = inspect.profile(model, x, y, steps=1, warmup=0)
-    assert all(t.forward_ms > 0 and t.backward_ms > 0 for t in result.layers)
+    fused = inspection.profile(model, x, y, steps=1, warmup=0)          # as fit runs it: the fused block is one row
+    assert [(t.name, t.type) for t in fused.layers] == [
+        (f"{conv.name}+{leaky.name}+{pool.name}", "fused"), (flatten.name, "Flatten"), (dense.name, "Dense")]
+    assert "fused" in fused.table()
+    layers = inspection.profile(model, x, y, steps=1, warmup=0, layer_by_layer=True)
+    assert [(t.name, t.type) for t in layers.layers] == [(layer.name, type(layer).__name__) for layer in model.layers]
+    # every row has its forward and backward, the last layer's too (softmax fused with the loss)
+    assert all(t.forward_ms > 0 and t.backward_ms > 0 for t in fused.layers + layers.layers)
+    assert model.fusion is True
 
 
 def test_profile_refuses_bad_arguments():
     with pytest.raises(ValueError, match="steps"):
-        inspect.profile(small_model(), *batch(), steps=0)
+        inspection.profile(small_model(), *batch(), steps=0)
 
 
 def test_clock_waits_for_the_gpu(monkeypatch):
@@ -255,6 +262,6 @@ def test_clock_waits_for_the_gpu(monkeypatch):
 
     monkeypatch.setattr(backend, "cupy", FakeCupy)
     before = time.perf_counter()
-    assert inspect.clock("gpu") >= before and synchronized == [True]
-    inspect.clock("cpu")
+    assert inspection.clock("gpu") >= before and synchronized == [True]
+    inspection.clock("cpu")
     assert synchronized == [True]

@@ -21,7 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from minicnn import kernels
-from minicnn.kernels import padding_amounts, reference
+from conftest import window_cases
+from minicnn.kernels import Window, reference
 
 try:
     from minicnn.kernels import cpu
@@ -35,137 +36,115 @@ FAST = settings(max_examples=40, deadline=None)   # deadline=None: the first exa
 
 
 # --- naive loops: the definitions, one output pixel at a time --------------------
-def naive_im2col(x, kh, kw, stride, pads):
-    n, h, w, c = x.shape
-    top, bottom, left, right = pads
-    oh = (h + top + bottom - kh) // stride[0] + 1
-    ow = (w + left + right - kw) // stride[1] + 1
+# Window cell (i, j) of output pixel (a, b) reads input row a*SH - top + i, column b*SW - left + j;
+# outside the image it is padding (kernels/window.py).
+def _input_cell(window, a, b, i, j):
+    """(row, column) of window cell (i, j) at output pixel (a, b), and whether it is inside the image."""
+    r, s = a * window.sh - window.top + i, b * window.sw - window.left + j
+    return r, s, 0 <= r < window.h and 0 <= s < window.w
+
+
+def naive_im2col(x, window):
+    n, c = x.shape[0], x.shape[3]
     rows = []
     for img in range(n):
-        for a in range(oh):
-            for b in range(ow):
-                patch = np.zeros((kh, kw, c), dtype=x.dtype)
-                for i in range(kh):
-                    for j in range(kw):
-                        r, s = a * stride[0] - top + i, b * stride[1] - left + j
-                        if 0 <= r < h and 0 <= s < w:
+        for a in range(window.oh):
+            for b in range(window.ow):
+                patch = np.zeros((window.kh, window.kw, c), dtype=x.dtype)
+                for i in range(window.kh):
+                    for j in range(window.kw):
+                        r, s, inside = _input_cell(window, a, b, i, j)
+                        if inside:
                             patch[i, j] = x[img, r, s]
                 rows.append(patch.ravel())
-    return np.array(rows, dtype=x.dtype).reshape(n * oh * ow, kh * kw * c)
+    return np.array(rows, dtype=x.dtype).reshape(n * window.oh * window.ow, window.kh * window.kw * c)
 
 
-def naive_col2im(col, x_shape, kh, kw, stride, pads):
-    n, h, w, c = x_shape
-    top, bottom, left, right = pads
-    oh = (h + top + bottom - kh) // stride[0] + 1
-    ow = (w + left + right - kw) // stride[1] + 1
-    col = col.reshape(n, oh, ow, kh, kw, c)
+def naive_col2im(col, window, x_shape):
+    n, c = x_shape[0], x_shape[3]
+    col = col.reshape(n, window.oh, window.ow, window.kh, window.kw, c)
     dx = np.zeros(x_shape, dtype=col.dtype)
     for img in range(n):
-        for a in range(oh):
-            for b in range(ow):
-                for i in range(kh):
-                    for j in range(kw):
-                        r, s = a * stride[0] - top + i, b * stride[1] - left + j
-                        if 0 <= r < h and 0 <= s < w:
+        for a in range(window.oh):
+            for b in range(window.ow):
+                for i in range(window.kh):
+                    for j in range(window.kw):
+                        r, s, inside = _input_cell(window, a, b, i, j)
+                        if inside:
                             dx[img, r, s] += col[img, a, b, i, j]
     return dx
 
 
-def naive_maxpool_forward(x, ph, pw, stride, pads):
-    n, h, w, c = x.shape
-    top, bottom, left, right = pads
-    oh = (h + top + bottom - ph) // stride[0] + 1
-    ow = (w + left + right - pw) // stride[1] + 1
-    y = np.empty((n, oh, ow, c), dtype=x.dtype)
-    argmax = np.empty((n, oh, ow, c), dtype=np.int32)
+def naive_maxpool_forward(x, window):
+    n, c = x.shape[0], x.shape[3]
+    y = np.empty((n, window.oh, window.ow, c), dtype=x.dtype)
+    argmax = np.empty((n, window.oh, window.ow, c), dtype=np.int32)
     for img in range(n):
-        for a in range(oh):
-            for b in range(ow):
+        for a in range(window.oh):
+            for b in range(window.ow):
                 for ch in range(c):
                     best, best_cell = -np.inf, 0
-                    for i in range(ph):
-                        for j in range(pw):
-                            r, s = a * stride[0] - top + i, b * stride[1] - left + j
-                            if 0 <= r < h and 0 <= s < w and x[img, r, s, ch] > best:
-                                best, best_cell = x[img, r, s, ch], i * pw + j
+                    for i in range(window.kh):
+                        for j in range(window.kw):
+                            r, s, inside = _input_cell(window, a, b, i, j)
+                            if inside and x[img, r, s, ch] > best:
+                                best, best_cell = x[img, r, s, ch], i * window.kw + j
                     y[img, a, b, ch], argmax[img, a, b, ch] = best, best_cell
     return y, argmax
 
 
-def naive_maxpool_backward(dy, argmax, x_shape, ph, pw, stride, pads):
-    top, _, left, _ = pads
+def naive_maxpool_backward(dy, argmax, window):
     n, oh, ow, c = dy.shape
-    dx = np.zeros(x_shape, dtype=dy.dtype)
+    dx = np.zeros((n, window.h, window.w, c), dtype=dy.dtype)
     for img in range(n):
         for a in range(oh):
             for b in range(ow):
                 for ch in range(c):
-                    i, j = divmod(int(argmax[img, a, b, ch]), pw)
-                    r, s = a * stride[0] - top + i, b * stride[1] - left + j
-                    if 0 <= r < x_shape[1] and 0 <= s < x_shape[2]:
+                    i, j = divmod(int(argmax[img, a, b, ch]), window.kw)
+                    r, s, inside = _input_cell(window, a, b, i, j)
+                    if inside:
                         dx[img, r, s, ch] += dy[img, a, b, ch]
     return dx
 
 
 # --- drawn cases -------------------------------------------------------------------
-@st.composite
-def window_cases(draw):
-    """(x, window, stride, pads): an image batch and a window geometry that fits it."""
-    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
-    h, w = draw(st.integers(1, 8)), draw(st.integers(1, 8))
-    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
-    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    padding = draw(st.sampled_from(["valid", "same"]))
-    if padding == "valid":   # the window must fit in the image
-        kh, kw = min(kh, h), min(kw, w)
-    pads = padding_amounts(h, kh, sh, padding) + padding_amounts(w, kw, sw, padding)
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    if draw(st.booleans()):
-        x = rng.integers(-2, 3, size=(n, h, w, c)).astype(np.float64)   # many ties
-    else:
-        x = rng.standard_normal((n, h, w, c))
-    return x, (kh, kw), (sh, sw), pads
+def _col_shape(x_shape, window):
+    return (x_shape[0] * window.oh * window.ow, window.kh * window.kw * x_shape[3])
 
 
-def _col_shape(x_shape, window, stride, pads):
-    n, h, w, c = x_shape
-    oh = kernels.output_size(h, window[0], stride[0], pads[0], pads[1])
-    ow = kernels.output_size(w, window[1], stride[1], pads[2], pads[3])
-    return (n * oh * ow, window[0] * window[1] * c)
+def _pool_output_shape(x_shape, window):
+    return (x_shape[0], window.oh, window.ow, x_shape[3])
 
 
-def _pool_output_shape(x_shape, window, stride, pads):
-    n, h, w, c = x_shape
-    return (n, kernels.output_size(h, window[0], stride[0], pads[0], pads[1]),
-            kernels.output_size(w, window[1], stride[1], pads[2], pads[3]), c)
+def same_window(h, size, stride):
+    """The window of a square size x size kernel moved by stride over an h x h image, 'same' padding."""
+    return Window.over((h, h), (size, size), (stride, stride), "same")
 
 
 # --- (a) reference == naive loops -------------------------------------------------
 @FAST
 @given(window_cases())
 def test_reference_im2col_col2im_match_naive_loops(case):
-    x, (kh, kw), stride, pads = case
-    col = reference.im2col(x, kh, kw, stride, pads)
-    np.testing.assert_array_equal(col, naive_im2col(x, kh, kw, stride, pads))
+    x, window = case
+    col = reference.im2col(x, window)
+    np.testing.assert_array_equal(col, naive_im2col(x, window))
     dcol = np.random.default_rng(0).standard_normal(col.shape)
-    np.testing.assert_allclose(reference.col2im(dcol, x.shape, kh, kw, stride, pads),
-                               naive_col2im(dcol, x.shape, kh, kw, stride, pads), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference.col2im(dcol, window), naive_col2im(dcol, window, x.shape),
+                               rtol=1e-12, atol=1e-12)
 
 
 @FAST
 @given(window_cases())
 def test_reference_maxpool_matches_naive_loops(case):
-    x, (ph, pw), stride, pads = case
-    y, argmax = reference.maxpool_forward(x, ph, pw, stride, pads)
-    y_naive, argmax_naive = naive_maxpool_forward(x, ph, pw, stride, pads)
+    x, window = case
+    y, argmax = reference.maxpool_forward(x, window)
+    y_naive, argmax_naive = naive_maxpool_forward(x, window)
     np.testing.assert_array_equal(y, y_naive)
     np.testing.assert_array_equal(argmax, argmax_naive)
     assert argmax.dtype == np.int32
     dy = np.random.default_rng(1).standard_normal(y.shape)
-    np.testing.assert_allclose(reference.maxpool_backward(dy, argmax, x.shape, ph, pw, stride, pads),
-                               naive_maxpool_backward(dy, argmax, x.shape, ph, pw, stride, pads),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(reference.maxpool_backward(dy, argmax, window),
+                               naive_maxpool_backward(dy, argmax, window), rtol=1e-12, atol=1e-12)
 
 
 # --- (b) cpu == reference -----------------------------------------------------------
@@ -173,38 +152,37 @@ def test_reference_maxpool_matches_naive_loops(case):
 @FAST
 @given(window_cases(), st.sampled_from([np.float32, np.float64]))
 def test_cpu_im2col_col2im_match_reference(case, dtype):
-    x, (kh, kw), stride, pads = case
+    x, window = case
     x = x.astype(dtype)
-    col = cpu.im2col(x, kh, kw, stride, pads)
-    assert col.dtype == dtype and col.shape == _col_shape(x.shape, (kh, kw), stride, pads)
-    np.testing.assert_array_equal(col, reference.im2col(x, kh, kw, stride, pads))
+    col = cpu.im2col(x, window)
+    assert col.dtype == dtype and col.shape == _col_shape(x.shape, window)
+    np.testing.assert_array_equal(col, reference.im2col(x, window))
 
     dcol = np.random.default_rng(0).standard_normal(col.shape).astype(dtype)
-    dx = cpu.col2im(dcol, x.shape, kh, kw, stride, pads)
+    dx = cpu.col2im(dcol, window)
     assert dx.dtype == dtype and dx.shape == x.shape
     tol = 1e-5 if dtype == np.float32 else 1e-12   # sums of up to 16 terms, added in another order
-    np.testing.assert_allclose(dx, reference.col2im(dcol, x.shape, kh, kw, stride, pads), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, reference.col2im(dcol, window), rtol=tol, atol=tol)
 
 
 @needs_numba
 @FAST
 @given(window_cases(), st.sampled_from([np.float32, np.float64]))
 def test_cpu_maxpool_matches_reference(case, dtype):
-    x, (ph, pw), stride, pads = case
+    x, window = case
     x = x.astype(dtype)
-    y, argmax = cpu.maxpool_forward(x, ph, pw, stride, pads)
-    y_ref, argmax_ref = reference.maxpool_forward(x, ph, pw, stride, pads)
+    y, argmax = cpu.maxpool_forward(x, window)
+    y_ref, argmax_ref = reference.maxpool_forward(x, window)
     assert y.dtype == dtype and argmax.dtype == np.int32
-    assert y.shape == argmax.shape == _pool_output_shape(x.shape, (ph, pw), stride, pads)
+    assert y.shape == argmax.shape == _pool_output_shape(x.shape, window)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)   # same winner, ties included
 
     dy = np.random.default_rng(1).standard_normal(y.shape).astype(dtype)
-    dx = cpu.maxpool_backward(dy, argmax, x.shape, ph, pw, stride, pads)
+    dx = cpu.maxpool_backward(dy, argmax, window)
     assert dx.dtype == dtype and dx.shape == x.shape
     tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(dx, reference.maxpool_backward(dy, argmax, x.shape, ph, pw, stride, pads),
-                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(dx, reference.maxpool_backward(dy, argmax, window), rtol=tol, atol=tol)
 
 
 @needs_numba
@@ -250,28 +228,29 @@ def test_cpu_matches_reference_on_the_lab_shapes(dtype):
     rng = np.random.default_rng(3)
     for h, c in [(28, 1), (14, 32), (7, 64)]:
         x = rng.standard_normal((4, h, h, c)).astype(dtype)
-        pads = padding_amounts(h, 3, 1, "same") * 2
-        col = cpu.im2col(x, 3, 3, (1, 1), pads)
-        np.testing.assert_array_equal(col, reference.im2col(x, 3, 3, (1, 1), pads))
-        np.testing.assert_allclose(cpu.col2im(col, x.shape, 3, 3, (1, 1), pads),
-                                   reference.col2im(col, x.shape, 3, 3, (1, 1), pads), rtol=1e-5)
+        window = same_window(h, 3, 1)
+        col = cpu.im2col(x, window)
+        np.testing.assert_array_equal(col, reference.im2col(x, window))
+        np.testing.assert_allclose(cpu.col2im(col, window), reference.col2im(col, window), rtol=1e-5)
     for h, c in [(28, 32), (14, 64), (7, 128)]:
         x = rng.standard_normal((4, h, h, c)).astype(dtype)
-        pads = padding_amounts(h, 2, 2, "same") * 2
-        y, argmax = cpu.maxpool_forward(x, 2, 2, (2, 2), pads)
-        y_ref, argmax_ref = reference.maxpool_forward(x, 2, 2, (2, 2), pads)
+        window = same_window(h, 2, 2)
+        y, argmax = cpu.maxpool_forward(x, window)
+        y_ref, argmax_ref = reference.maxpool_forward(x, window)
         assert y.shape == (4, (h + 1) // 2, (h + 1) // 2, c)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(argmax, argmax_ref)
-        np.testing.assert_array_equal(cpu.maxpool_backward(y, argmax, x.shape, 2, 2, (2, 2), pads),
-                                      reference.maxpool_backward(y, argmax, x.shape, 2, 2, (2, 2), pads))
+        np.testing.assert_array_equal(cpu.maxpool_backward(y, argmax, window),
+                                      reference.maxpool_backward(y, argmax, window))
 
 
 @BOTH_MODULES
 def test_maxpool_padding_never_wins_and_ties_go_to_the_first_cell(module_name):
     module = reference if module_name == "reference" else cpu
     x = np.full((1, 3, 3, 1), -5.0, dtype=np.float32)   # all equal, and below the 0 a zero-pad would give
-    y, argmax = module.maxpool_forward(x, 2, 2, (2, 2), (0, 1, 0, 1))   # 3 -> 2, pad bottom/right
+    window = same_window(3, 2, 2)                       # 3 -> 2, pad bottom/right
+    assert window.pads == (0, 1, 0, 1)
+    y, argmax = module.maxpool_forward(x, window)
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, -5.0)
     np.testing.assert_array_equal(argmax, 0)            # the first cell of every window
@@ -281,9 +260,9 @@ def test_maxpool_padding_never_wins_and_ties_go_to_the_first_cell(module_name):
 def test_cpu_maxpool_treats_nan_and_inf_like_reference():
     x = np.array([[np.nan, 1.0, -np.inf], [np.inf, np.nan, 2.0], [-np.inf, -np.inf, np.nan]])
     x = x.reshape(1, 3, 3, 1)
-    for pads in [(0, 0, 0, 0), (0, 1, 0, 1), (1, 1, 1, 1)]:
-        y, argmax = cpu.maxpool_forward(x, 2, 2, (1, 1), pads)
-        y_ref, argmax_ref = reference.maxpool_forward(x, 2, 2, (1, 1), pads)
+    for window in [Window.over((3, 3), (2, 2), (1, 1), "valid"), same_window(3, 2, 1), same_window(3, 3, 1)]:
+        y, argmax = cpu.maxpool_forward(x, window)
+        y_ref, argmax_ref = reference.maxpool_forward(x, window)
         np.testing.assert_array_equal(y, y_ref)
         np.testing.assert_array_equal(argmax, argmax_ref)
 
@@ -292,15 +271,15 @@ def test_cpu_maxpool_treats_nan_and_inf_like_reference():
 def test_cpu_kernels_accept_non_contiguous_inputs():
     rng = np.random.default_rng(4)
     x = rng.standard_normal((2, 6, 5, 3)).astype(np.float32)[:, ::-1, :, ::2]   # a strided view
-    pads = (1, 1, 1, 1)
-    np.testing.assert_array_equal(cpu.im2col(x, 3, 3, (1, 1), pads), reference.im2col(x, 3, 3, (1, 1), pads))
-    y, argmax = cpu.maxpool_forward(x, 2, 2, (1, 2), pads)
-    y_ref, argmax_ref = reference.maxpool_forward(x, 2, 2, (1, 2), pads)
+    conv = Window.over((6, 5), (3, 3), (1, 1), "same")
+    np.testing.assert_array_equal(cpu.im2col(x, conv), reference.im2col(x, conv))
+    pool = Window.over((6, 5), (2, 2), (1, 2), "same")
+    y, argmax = cpu.maxpool_forward(x, pool)
+    y_ref, argmax_ref = reference.maxpool_forward(x, pool)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(argmax, argmax_ref)
     dcol = rng.standard_normal((60, 18)).astype(np.float32).T.copy().T   # Fortran order
-    np.testing.assert_allclose(cpu.col2im(dcol, x.shape, 3, 3, (1, 1), pads),
-                               reference.col2im(dcol, x.shape, 3, 3, (1, 1), pads), rtol=1e-5)
+    np.testing.assert_allclose(cpu.col2im(dcol, conv), reference.col2im(dcol, conv), rtol=1e-5)
 
 
 # --- (c) adjoints ---------------------------------------------------------------------
@@ -310,10 +289,10 @@ def test_cpu_kernels_accept_non_contiguous_inputs():
 def test_col2im_is_the_adjoint_of_im2col(module_name, case):
     """<im2col(x), c> == <x, col2im(c)> for every x and c: col2im is im2col transposed."""
     module = reference if module_name == "reference" else cpu
-    x, (kh, kw), stride, pads = case
-    c = np.random.default_rng(5).standard_normal(_col_shape(x.shape, (kh, kw), stride, pads))
-    lhs = np.vdot(module.im2col(x, kh, kw, stride, pads), c)
-    rhs = np.vdot(x, module.col2im(c, x.shape, kh, kw, stride, pads))
+    x, window = case
+    c = np.random.default_rng(5).standard_normal(_col_shape(x.shape, window))
+    lhs = np.vdot(module.im2col(x, window), c)
+    rhs = np.vdot(x, module.col2im(c, window))
     assert lhs == pytest.approx(rhs, rel=1e-12, abs=1e-12)
 
 
@@ -323,10 +302,10 @@ def test_col2im_is_the_adjoint_of_im2col(module_name, case):
 def test_maxpool_backward_is_the_adjoint_of_the_routing(module_name, case):
     """y = P x picks the winners (P fixed by argmax); backward must be P^T: <P x, g> == <x, P^T g>."""
     module = reference if module_name == "reference" else cpu
-    x, (ph, pw), stride, pads = case
-    y, argmax = module.maxpool_forward(x, ph, pw, stride, pads)
+    x, window = case
+    y, argmax = module.maxpool_forward(x, window)
     g = np.random.default_rng(6).standard_normal(y.shape)
-    dx = module.maxpool_backward(g, argmax, x.shape, ph, pw, stride, pads)
+    dx = module.maxpool_backward(g, argmax, window)
     assert np.vdot(y, g) == pytest.approx(np.vdot(x, dx), rel=1e-12, abs=1e-12)
 
 
@@ -334,18 +313,24 @@ def test_maxpool_backward_is_the_adjoint_of_the_routing(module_name, case):
 @needs_numba
 def test_dispatcher_uses_cpu_kernels_by_default_and_reference_when_forced():
     x = np.zeros((1, 4, 4, 1), dtype=np.float32)
-    previous = kernels._force_reference
+    previous = kernels.use_kernels("auto")
     try:
-        kernels.use_reference_kernels(False)
         assert kernels.implementation(x) is cpu
-        kernels.use_reference_kernels(True)
+        assert kernels.use_reference_kernels(True) == "auto"      # returns the choice it replaced
+        assert kernels.kernel_choice() == "reference"
         assert kernels.implementation(x) is reference
-        col = kernels.im2col(x, 2, 2, (1, 1), (0, 0, 0, 0))   # runs through reference.py
+        col = kernels.im2col(x, Window.over((4, 4), (2, 2), (1, 1), "valid"))   # runs through reference.py
         assert col.shape == (9, 4)
+        kernels.use_reference_kernels(False)
+        assert kernels.kernel_choice() == "auto" and kernels.implementation(x) is cpu
     finally:
-        kernels.use_reference_kernels(previous)
-    if not previous:
-        assert kernels.implementation(x) is cpu
+        kernels.use_kernels(previous)
+
+
+def test_use_kernels_refuses_an_unknown_choice():
+    with pytest.raises(ValueError, match="reference"):
+        kernels.use_kernels("fast")
+    assert kernels.kernel_choice() in kernels.CHOICES
 
 
 def _run_python(code, **env):

@@ -3,28 +3,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minicnn import gradcheck, kernels
+from conftest import load_example
+from minicnn import gradcheck
+from minicnn.kernels import Window
 from minicnn.layers import Conv2D
 
 TOLERANCE = 1e-6
 
 
-def naive_conv(x, kernel, bias, stride, padding):
-    """Cross-correlation by four loops over output pixels (the definition)."""
-    n, h, w, c = x.shape
-    kh, kw, _, f = kernel.shape
-    top, bottom = kernels.padding_amounts(h, kh, stride[0], padding)
-    left, right = kernels.padding_amounts(w, kw, stride[1], padding)
-    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
-    oh = (h + top + bottom - kh) // stride[0] + 1
-    ow = (w + left + right - kw) // stride[1] + 1
-    y = np.zeros((n, oh, ow, f))
-    for b in range(n):
-        for i in range(oh):
-            for j in range(ow):
-                patch = padded[b, i * stride[0]:i * stride[0] + kh, j * stride[1]:j * stride[1] + kw, :]
-                y[b, i, j] = np.tensordot(patch, kernel, axes=3) + bias
-    return y
+def naive_conv(x, kernel, bias, strides, padding):
+    """Cross-correlation by plain loops over the formula: examples/conv_from_maths_to_code.py's, the one
+    a learner reads; the window (pads, output size) from kernels.Window, the one home of that rule."""
+    window = Window.over(x.shape[1:3], kernel.shape[:2], strides, padding)
+    return load_example("conv_from_maths_to_code").conv2d_loops(x, kernel, bias, window)
 
 
 conv_cases = st.fixed_dictionaries({
@@ -48,7 +39,7 @@ def test_forward_matches_plain_loops(case):
                    padding=case["padding"])
     y = layer(x)
     expected = naive_conv(x.astype(np.float64), layer.params["kernel"].astype(np.float64),
-                          layer.params["bias"], (case["sh"], case["sw"]), case["padding"])
+                          layer.params["bias"].astype(np.float64), (case["sh"], case["sw"]), case["padding"])
     assert y.dtype == np.float32
     assert y.shape == expected.shape == layer.compute_output_shape(x.shape)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
@@ -73,8 +64,10 @@ def test_same_padding_keeps_size_and_pads_like_keras():
     layer = Conv2D(4, 3, padding="same")
     assert layer.compute_output_shape((None, 28, 28, 1)) == (None, 28, 28, 4)
     assert Conv2D(4, 3, strides=2, padding="same").compute_output_shape((None, 7, 7, 1)) == (None, 4, 4, 4)
-    # an even kernel pads one more cell after than before, as TensorFlow does
-    assert kernels.padding_amounts(6, 4, 1, "same") == (1, 2)
+    # the layer's window, made at build: an even kernel pads one more cell after than before, as TensorFlow does
+    even = Conv2D(1, 4, padding="same")
+    even.build((None, 6, 6, 1))
+    assert even.window.pads == (1, 2, 1, 2) and even.window.output_hw == (6, 6)
     assert Conv2D(4, 3).compute_output_shape((None, 28, 28, 1)) == (None, 26, 26, 4)
 
 

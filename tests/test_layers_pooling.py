@@ -4,22 +4,22 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from conftest import distinct_values
-from minicnn import gradcheck, kernels
+from minicnn import gradcheck
+from minicnn.kernels import Window
 from minicnn.layers import MaxPooling2D
 
 
 def naive_maxpool(x, pool, stride, padding):
+    """The max of each window, padding -inf (never wins); pads and output size from kernels.Window."""
     n, h, w, c = x.shape
-    top, bottom = kernels.padding_amounts(h, pool[0], stride[0], padding)
-    left, right = kernels.padding_amounts(w, pool[1], stride[1], padding)
+    window = Window.over((h, w), pool, stride, padding)
+    top, bottom, left, right = window.pads
     padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
-    oh = (h + top + bottom - pool[0]) // stride[0] + 1
-    ow = (w + left + right - pool[1]) // stride[1] + 1
-    y = np.empty((n, oh, ow, c))
-    for i in range(oh):
-        for j in range(ow):
-            window = padded[:, i * stride[0]:i * stride[0] + pool[0], j * stride[1]:j * stride[1] + pool[1], :]
-            y[:, i, j, :] = window.max(axis=(1, 2))
+    y = np.empty((n, window.oh, window.ow, c))
+    for i in range(window.oh):
+        for j in range(window.ow):
+            cells = padded[:, i * stride[0]:i * stride[0] + pool[0], j * stride[1]:j * stride[1] + pool[1], :]
+            y[:, i, j, :] = cells.max(axis=(1, 2))
     return y
 
 

@@ -5,8 +5,9 @@ import contextlib
 import numpy as np
 import pytest
 
-from conftest import lab_model, toy_images
+from conftest import toy_images
 from minicnn import backend, gradcheck, optimizers
+from minicnn.lab import lab_model
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, LeakyReLU, MaxPooling2D
 from minicnn.models import Input, Model, Sequential
 from minicnn.utils import to_categorical
@@ -84,6 +85,25 @@ def test_train_on_batch_returns_loss_and_accuracy():
     assert loss > 0 and 0 <= accuracy <= 1
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert model.optimizer.iterations == 1
+
+
+def test_the_public_training_step_is_the_one_train_on_batch_runs():
+    """prepare_batch, compute_loss and train_step: the pieces trace, profile and the benchmarks use."""
+    x, labels = toy_images(16)
+    y = to_categorical(labels)
+    model, twin = small_model(), small_model()
+    twin.set_weights(model.get_weights())
+    xb, yb = model.prepare_batch(x.astype(np.float64), y)               # checked, cast, on the device
+    assert xb.dtype == yb.dtype == np.float32 and xb.shape == x.shape
+    loss_before = float(model.compute_loss(xb, yb))
+    assert loss_before == pytest.approx(model.evaluate(x, y, verbose=0)[0], rel=1e-6)
+    loss, y_pred, problem = model.train_step(xb, yb)
+    assert problem is None and loss == pytest.approx(loss_before, rel=1e-6) and y_pred.shape == (16, 3)
+    assert twin.train_on_batch(x, y)[0] == loss
+    for ours, theirs in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(ours, theirs)
+    with pytest.raises(ValueError, match="prepare_batch: the model expects x of shape"):
+        model.prepare_batch(x[:, :4])
 
 
 def test_same_seed_gives_same_weights_and_history():

@@ -306,11 +306,11 @@ def test_plot_feature_maps_accepts_an_image_without_channel_axis():
 
 
 def traced(model, n=6):
-    from minicnn import inspect
+    from minicnn import inspection
     from minicnn.utils import to_categorical
 
     rng = np.random.default_rng(2)
-    return inspect.trace(model, rng.random((n, 8, 8, 1)), to_categorical(rng.integers(0, 3, n), 3))
+    return inspection.trace(model, rng.random((n, 8, 8, 1)), to_categorical(rng.integers(0, 3, n), 3))
 
 
 def test_plot_activation_histograms_counts_each_layers_values(tmp_path):
@@ -336,18 +336,18 @@ def test_plot_activation_histograms_of_gradients():
     counts, _ = np.histogram(records[0].grad_output.ravel(), bins=10)
     np.testing.assert_array_equal([p.get_height() for p in fig.axes[0].patches], counts)
     assert fig.axes[0].get_yscale() == "log"
-    from minicnn import inspect
-    forward_only = inspect.trace(conv_model(), np.zeros((1, 8, 8, 1)))
+    from minicnn import inspection
+    forward_only = inspection.trace(conv_model(), np.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="grad_output"):
         plotting.plot_activation_histograms(forward_only, value="grad_output")
 
 
 def test_plot_gradient_norms_draws_one_line_per_layer(tmp_path):
-    from minicnn import inspect
+    from minicnn import inspection
     from minicnn.utils import to_categorical
 
     model = conv_model()
-    logger = inspect.GradientNormLogger()
+    logger = inspection.GradientNormLogger()
     rng = np.random.default_rng(3)
     model.fit(rng.random((12, 8, 8, 1)), to_categorical(rng.integers(0, 3, 12), 3), batch_size=4, epochs=3,
               verbose=0, callbacks=[logger])
@@ -369,7 +369,7 @@ def test_plot_gradient_norms_takes_a_dict():
 
 
 def test_plot_profile_draws_the_milliseconds_as_bars(tmp_path):
-    from minicnn.inspect import LayerTiming, Profile
+    from minicnn.inspection import LayerTiming, Profile
 
     timings = [LayerTiming("conv", "Conv2D", 2.0, 3.0), LayerTiming("dense", "Dense", 0.5, 0.25)]
     profile = Profile("cpu", 64, 3, timings, optimizer_ms=1.0, step_ms=7.0)

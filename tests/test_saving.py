@@ -132,7 +132,7 @@ def test_file_records_completed_epochs_and_random_state(tmp_path):
 def test_files_without_training_progress_still_load(tmp_path):
     model, _, _ = trained_model()
     model.save(tmp_path / "m.h5")
-    config = json.loads(zipfile.ZipFile(tmp_path / "m.h5").read("config.json"))
+    config = config_of(tmp_path / "m.h5")
     del config["training"]
     _rewrite(tmp_path / "m.h5", tmp_path / "old.h5", {"config.json": json.dumps(config)})
     loaded = load_model(tmp_path / "old.h5")
@@ -174,9 +174,15 @@ def good_file(tmp_path):
     return model, path
 
 
+def config_of(path):
+    """The parsed config.json of a model file."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
 def with_config(good, out, change):
     """Copy the model file at `good` to `out`, with change(config) applied to config.json."""
-    config = json.loads(zipfile.ZipFile(good).read("config.json"))
+    config = config_of(good)
     change(config)
     _rewrite(good, out, {"config.json": json.dumps(config)})
     return out
@@ -310,8 +316,15 @@ def test_every_truncation_is_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def good_bytes(tmp_path_factory):
+    """The weights of a good model file, and its bytes."""
     model, path = good_file(tmp_path_factory.mktemp("good"))
     return model.get_weights(), path.read_bytes()
+
+
+def value_at(config, place):
+    for key in place:
+        config = config[key]
+    return config
 
 
 @settings(max_examples=150)
@@ -343,22 +356,53 @@ CONFIG_PLACES = [("name",), ("input_shape",), ("layers",), ("weights",), ("compi
                  ("weights", 0), ("compile", "loss"), ("compile", "optimizer", "config"),
                  ("compile", "optimizer_state", "iterations"), ("compile", "optimizer_state", "slots"),
                  ("training", "completed_epochs"), ("training", "rng_state"), ("training", "rng_state", "state")]
+# Where another valid value is harmless, a file that loads must have carried it into the model: the
+# model's name (none, or an empty one: a fresh name); BatchNormalization's momentum and the Dropout
+# rate (training only: predictions stay); the optimizer's step count and slots; no compile settings
+# at all (None or {}: an uncompiled model); the training progress (completed epochs, random generator
+# state; a file without them loads as new). Everywhere else only a value equivalent to the saved one
+# (the same architecture, fitting the saved weights) may load; any other gives a ModelFileError.
+CARRIED = {
+    ("name",): lambda model, value: model.name == value if value else model.name.startswith("sequential"),
+    ("layers", 1, "config", "momentum"): lambda model, value: model.layers[1].momentum == value,
+    ("layers", 4, "config", "rate"): lambda model, value: model.layers[4].rate == value,
+    ("compile",): lambda model, value: (model.loss is None) == (not value),
+    ("compile", "optimizer_state", "iterations"): lambda model, value: model.optimizer.iterations == value,
+    ("compile", "optimizer_state", "slots"): lambda model, value: set(model.optimizer.slots) == set(value),
+    ("training",): lambda model, value: (model.completed_epochs, model.rng_state) == (
+        value.get("completed_epochs", 0), value.get("rng_state")),
+    ("training", "completed_epochs"): lambda model, value: model.completed_epochs == value,
+    ("training", "rng_state"): lambda model, value: model.rng_state == value,
+    ("training", "rng_state", "state"): lambda model, value: model.rng_state["state"] == value,
+}
 
 
 @settings(max_examples=150)
 @given(place=st.sampled_from(CONFIG_PLACES), value=json_values)
 def test_junk_in_any_config_field_gives_a_clear_error(tmp_path, good_bytes, place, value):
-    (tmp_path / "good.h5").write_bytes(good_bytes[1])
+    """Junk anywhere in config.json gives a ModelFileError, or, if the file loads, a sane model:
+    the saved weights bit for bit, the saved model's predictions, and the value where it was put,
+    either carried into the model (CARRIED) or equivalent to the saved one (the architecture must
+    fit the saved weights): saving the loaded model again writes the saved value back there."""
+    weights, original = good_bytes
+    good = tmp_path / "good.h5"
+    good.write_bytes(original)
 
     def put(config):
-        target = config
-        for key in place[:-1]:
-            target = target[key]
-        target[place[-1]] = value
+        value_at(config, place[:-1])[place[-1]] = value
     try:
-        load_model(with_config(tmp_path / "good.h5", tmp_path / "junk.h5", put))
+        model = load_model(with_config(good, tmp_path / "junk.h5", put))
     except saving.ModelFileError:
-        pass
+        return
+    for loaded, saved in zip(model.get_weights(), weights, strict=True):
+        np.testing.assert_array_equal(loaded, saved)
+    x, _ = toy_images(4)
+    np.testing.assert_array_equal(model.predict(x), load_model(good).predict(x))
+    if place in CARRIED:
+        assert CARRIED[place](model, value), (place, value)
+    else:
+        model.save(tmp_path / "again.h5")
+        assert value_at(config_of(tmp_path / "again.h5"), place) == value_at(config_of(good), place), (place, value)
 
 
 def test_an_activation_objects_slope_survives_save_and_load(tmp_path):
@@ -366,7 +410,13 @@ def test_an_activation_objects_slope_survives_save_and_load(tmp_path):
     model = Sequential([Dense(3, activation=activations.LeakyReLU(0.01), input_shape=(2,))])
     model.compile(loss="categorical_crossentropy")
     model.save(tmp_path / "m.h5")
+    assert config_of(tmp_path / "m.h5")["layers"][0]["config"]["activation"] == {
+        "name": "leaky_relu", "negative_slope": 0.01}
     loaded = load_model(tmp_path / "m.h5")
-    assert loaded.layers[0].activation.alpha == 0.01
+    assert loaded.layers[0].activation.negative_slope == 0.01
     x = -np.ones((4, 2), np.float32)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    # files from minicnn 0.1 name the slope "alpha": they still load
+    old = with_config(tmp_path / "m.h5", tmp_path / "old.h5", lambda config: config["layers"][0]["config"].update(
+        activation={"name": "leaky_relu", "alpha": 0.01}))
+    np.testing.assert_array_equal(load_model(old).predict(x), model.predict(x))

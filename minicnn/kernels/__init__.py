@@ -17,7 +17,9 @@ we pick the implementation from the array itself:
 Window geometry (sizes, strides, pads) travels as one kernels.Window, made when a
 layer is built.
 """
+import contextlib
 import os
+import types
 
 from minicnn.backend import is_gpu_array
 from minicnn.kernels import reference
@@ -72,12 +74,35 @@ def load(module_name):
     return _fast_modules[module_name]
 
 
+_overrides = {}  # kernel name -> a function that replaces it everywhere (see override)
+
+
+@contextlib.contextmanager
+def override(name, function):
+    """Within the block, every call of kernels.<name> runs `function` instead (same arguments),
+    on every device: e.g. a learner's own im2col in a whole training run (minicnn.exercises)."""
+    if name not in KERNEL_NAMES:
+        raise ValueError(f"override: no kernel named {name!r}; kernels: {', '.join(KERNEL_NAMES)}")
+    previous = _overrides.get(name)
+    _overrides[name] = function
+    try:
+        yield
+    finally:
+        if previous is None:
+            del _overrides[name]
+        else:
+            _overrides[name] = previous
+
+
 def implementation(x):
-    """The kernel module that will run for array x."""
+    """The kernel module that will run for array x (with any overrides in place)."""
     if _choice == "reference":
-        return reference
-    fast = load("gpu" if _choice == "gpu" or is_gpu_array(x) else "cpu")
-    return fast if fast is not None else reference
+        module = reference
+    else:
+        module = load("gpu" if _choice == "gpu" or is_gpu_array(x) else "cpu") or reference
+    if _overrides:
+        return types.SimpleNamespace(**{name: _overrides.get(name, getattr(module, name)) for name in KERNEL_NAMES})
+    return module
 
 
 def im2col(x, window):
@@ -137,7 +162,12 @@ def adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon):
     implementation(param).adam_update(param, grad, m, v, step_size, beta_1, beta_2, epsilon)
 
 
+KERNEL_NAMES = ("im2col", "col2im", "maxpool_forward", "maxpool_backward", "bias_leaky_maxpool_forward",
+                "bias_leaky_maxpool_backward", "leaky_relu_forward", "leaky_relu_backward", "dropout_forward",
+                "adam_update", "sum_rows")
+
 __all__ = ["Window", "padding_amounts", "output_size", "im2col", "col2im", "maxpool_forward",
            "maxpool_backward", "bias_leaky_maxpool_forward", "bias_leaky_maxpool_backward",
            "leaky_relu_forward", "leaky_relu_backward", "dropout_forward", "adam_update", "sum_rows",
-           "use_kernels", "use_reference_kernels", "kernel_choice", "implementation", "load", "reference"]
+           "use_kernels", "use_reference_kernels", "kernel_choice", "implementation", "load", "override",
+           "KERNEL_NAMES", "reference"]

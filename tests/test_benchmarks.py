@@ -72,3 +72,13 @@ def test_bench_train_refuses_epochs_without_epoch():
     result = subprocess.run([sys.executable, str(BENCHMARKS / "bench_train.py"), "--epochs", "2"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--epochs" in result.stderr
+
+
+def test_same_numbers_compare_tells_identical_from_different(tmp_path):
+    import numpy as np
+    same_numbers = load_script(BENCHMARKS / "same_numbers.py")
+    np.savez(tmp_path / "a.npz", w=np.float32([1.0, 2.0]), p=np.zeros(3))
+    np.savez(tmp_path / "b.npz", w=np.float32([1.0, 2.0]), p=np.zeros(3))
+    np.savez(tmp_path / "c.npz", w=np.float32([1.0, np.nextafter(np.float32(2), np.float32(3))]), p=np.zeros(3))
+    assert same_numbers.main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "b.npz")]) == 0
+    assert same_numbers.main(["compare", str(tmp_path / "a.npz"), str(tmp_path / "c.npz")]) == 1

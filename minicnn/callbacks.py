@@ -2,14 +2,19 @@
 
 The loop in models.py calls, in this order:
     on_train_begin, (on_epoch_begin, (on_train_batch_begin, on_train_batch_end)*, on_epoch_end)*, on_train_end
-A callback stops training by setting `self.model.stop_training = True`.
+A callback stops training by setting `self.model.stop_training = True`. Stopped before its
+last batch, the epoch still ends with on_epoch_end (as in Keras), but it is not complete:
+`epoch_completed(model, epoch)` says so, and the model's `partial_epoch_batches` says how
+far it got. on_train_begin comes before the first batch: the place to check arguments
+against `self.params` ('epochs', 'steps', 'verbose', and 'metrics', the names the logs will have).
 """
 import math
+import numbers
 import os
 import sys
 import time
 
-from minicnn.utils.checks import check_int, check_number
+from minicnn.utils.checks import check_bool, check_int, check_number
 
 
 class Callback:
@@ -29,6 +34,18 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): pass
     def on_train_batch_begin(self, batch, logs=None): pass
     def on_train_batch_end(self, batch, logs=None): pass
+
+
+def epoch_completed(model, epoch):
+    """True when every batch of `epoch` was applied (fit sets model.completed_epochs to epoch + 1)."""
+    return model is None or model.completed_epochs > epoch
+
+
+def _check_verbose(verbose, who):
+    """0 (quiet) or 1 (a line for what the callback does); True and False too."""
+    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1):
+        raise ValueError(f"{who}: verbose must be 0 or 1, got {verbose!r}")
+    return int(verbose)
 
 
 # Old Keras names for the same values: the lab reads history['acc'].
@@ -52,15 +69,22 @@ class HistoryDict(dict):
 
 
 class History(Callback):
-    """Records each epoch's logs: history['loss'], ['accuracy'], ['val_loss'], ['val_accuracy']."""
+    """Records each epoch's logs: history['loss'], ['accuracy'], ['val_loss'], ['val_accuracy'].
+
+    When training stopped during an epoch, the last row (as in Keras) holds the means over the
+    batches that ran, and `partial_epoch` is that epoch's number (None when every row is whole).
+    """
 
     def __init__(self):
         super().__init__()
         self.history = HistoryDict()
         self.epoch = []
+        self.partial_epoch = None
 
     def on_epoch_end(self, epoch, logs=None):
         self.epoch.append(epoch)
+        if not epoch_completed(self.model, epoch):
+            self.partial_epoch = epoch
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(value)
 
@@ -107,8 +131,9 @@ class ProgressBar:
             self.stream.flush()
             self.last_draw = now
 
-    def finish(self, logs=None):
-        text = self.line(self.total, logs)
+    def finish(self, logs=None, done=None):
+        """Print the final line: `done` steps (all of them by default) and the logs."""
+        text = self.line(self.total if done is None else done, logs)
         self.stream.write(("\r" + text if self.interactive else text) + "\n")
         self.stream.flush()
 
@@ -127,12 +152,13 @@ class ProgbarLogger(Callback):
         self.bar = ProgressBar(self.params["steps"], self.stream)
 
     def on_train_batch_end(self, batch, logs=None):
+        self.done = batch + 1
         if self.verbose == 1:
             self.bar.update(batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.verbose == 1:
-            self.bar.finish(logs)
+        if self.verbose == 1:   # a stopped epoch ends the bar where it stopped, e.g. 300/750
+            self.bar.finish(logs, done=None if epoch_completed(self.model, epoch) else getattr(self, "done", 0))
         elif self.verbose == 2:
             elapsed = time.perf_counter() - self.bar.start
             self.stream.write(f"Epoch {epoch + 1}/{self.params['epochs']} - {format_duration(elapsed)} - "
@@ -161,14 +187,30 @@ def _improvement_test(monitor, mode, min_delta, who):
     return improves
 
 
+def _with_old_names(logs):
+    """The logs, answering the Keras 2 names 'acc' and 'val_acc' too."""
+    return {**{old: logs[new] for old, new in KEY_ALIASES.items() if new in logs}, **logs}
+
+
 def _monitored(logs, monitor, who):
-    value = (logs or {}).get(monitor)
+    value = _with_old_names(logs or {}).get(monitor)
     if value is None:
-        raise ValueError(
-            f"{who}: monitor {monitor!r} is not in the logs {sorted(logs or {})}; "
-            "did you pass validation_data or validation_split?"
-        )
+        _missing_monitor(monitor, logs or {}, who)
     return value
+
+
+def _missing_monitor(monitor, names, who):
+    raise ValueError(
+        f"{who}: monitor {monitor!r} is not in the logs {sorted(names)}; "
+        "did you pass validation_data or validation_split?"
+    )
+
+
+def _check_monitor_in_params(callback, monitor, who):
+    """Before the first batch: the monitored value must be among the logs fit will write."""
+    names = callback.params.get("metrics")
+    if names is not None and monitor not in _with_old_names(dict.fromkeys(names)):
+        _missing_monitor(monitor, names, who)
 
 
 class TerminateOnNaN(Callback):
@@ -198,10 +240,11 @@ class EarlyStopping(Callback):
         self.patience = check_int(patience, "patience", "EarlyStopping", minimum=0)
         min_delta = abs(check_number(min_delta, "min_delta", "EarlyStopping"))
         self.better = _improvement_test(monitor, mode, min_delta, "EarlyStopping")
-        self.restore_best_weights = restore_best_weights
-        self.verbose = verbose
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights", "EarlyStopping")
+        self.verbose = _check_verbose(verbose, "EarlyStopping")
 
     def on_train_begin(self, logs=None):
+        _check_monitor_in_params(self, self.monitor, "EarlyStopping")
         self.wait = 0
         self.best = None
         self.best_weights = None
@@ -246,26 +289,44 @@ class ModelCheckpoint(Callback):
         super().__init__()
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"ModelCheckpoint: filepath must be a path, got {filepath!r}")
-        self.filepath = str(filepath)
+        self.filepath = os.fspath(filepath)
+        if not isinstance(self.filepath, str):
+            raise TypeError(f"ModelCheckpoint: filepath must be a text path, got {filepath!r}")
         self.monitor = monitor
-        self.save_best_only = save_best_only
+        self.save_best_only = check_bool(save_best_only, "save_best_only", "ModelCheckpoint")
         self.better = _improvement_test(monitor, mode, 0.0, "ModelCheckpoint")
-        self.save_weights_only = save_weights_only
-        self.verbose = verbose
+        self.save_weights_only = check_bool(save_weights_only, "save_weights_only", "ModelCheckpoint")
+        self.verbose = _check_verbose(verbose, "ModelCheckpoint")
         self.best = None
+
+    def on_train_begin(self, logs=None):
+        """Check the filepath template and the monitor before the first batch, not after an epoch."""
+        names = self.params.get("metrics")
+        if names is None:
+            return
+        if self.save_best_only:
+            _check_monitor_in_params(self, self.monitor, "ModelCheckpoint")
+        self._path(1, {name: 0.0 for name in names})
+
+    def _path(self, epoch, logs):
+        try:
+            return self.filepath.format(epoch=epoch, **_with_old_names(logs))
+        except (KeyError, IndexError, ValueError, AttributeError, TypeError) as error:
+            raise ValueError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r} ({error!r}); "
+                             f"it may use {{epoch}} and the logs {sorted(logs)}") from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        if not epoch_completed(self.model, epoch):   # weights from part of an epoch: not a checkpoint
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: training stopped during the epoch; no checkpoint saved")
+            return
         if self.save_best_only:
             current = _monitored(logs, self.monitor, "ModelCheckpoint")
             if not self.better(current, self.best):
                 return
             self.best = current
-        try:
-            path = self.filepath.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError, ValueError) as error:
-            raise ValueError(f"ModelCheckpoint: cannot fill in filepath {self.filepath!r} ({error!r}); "
-                             f"it may use {{epoch}} and the logs {sorted(logs)}") from None
+        path = self._path(epoch + 1, logs)
         if self.save_weights_only:
             self.model.save_weights(path)
         else:

@@ -3,6 +3,8 @@
 fan_in / fan_out follow Keras: for a Dense kernel (in, out) they are in and out;
 for a Conv2D kernel (kh, kw, in, out) both are multiplied by the receptive field kh*kw.
 """
+import math
+
 import numpy as np
 
 from minicnn import backend
@@ -16,7 +18,7 @@ def compute_fans(shape):
     """Return (fan_in, fan_out) of a weight shape, as Keras computes them."""
     if len(shape) == 1:
         return shape[0], shape[0]
-    receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    receptive_field = math.prod(shape[:-2])
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 

@@ -11,20 +11,23 @@ memory). With model.fusion = False, or inside `with model.layer_by_layer():`, ev
 is one layer. When the last layer ends in softmax and the loss is a cross-entropy, the
 loss is computed from the logits z and the gradient enters that layer as (p - y) / N.
 
-Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) and a
-step whose loss or gradients are NaN or infinite changes nothing and is reported.
+Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) before
+anything changes, and a step whose loss, gradients or update is NaN or infinite changes
+nothing and is reported.
 """
 import contextlib
 import math
 import numbers
+import warnings
+import weakref
 
 import numpy as np
 
 from minicnn import backend, losses, optimizers, saving
 from minicnn import callbacks as callbacks_module
-from minicnn.layers.base import Layer, SymbolicTensor, check_shape, unique_name
+from minicnn.layers.base import Layer, SymbolicTensor, assign_weights, check_shape, unique_name
 from minicnn.plan import make_plan, replaced
-from minicnn.utils.checks import check_int, check_number
+from minicnn.utils.checks import check_bool, check_int, check_number
 
 METRIC_NAMES = ("accuracy", "acc")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
@@ -55,6 +58,9 @@ class Model:
         self.device = "cpu"
         self.history = None
         self.completed_epochs = 0  # epochs fit has finished; saved with the model, for resuming
+        # optimizer steps taken since the end of epoch `completed_epochs` (a fit stopped mid-epoch,
+        # train_on_batch); 0 at the end of every epoch. Saved with the model too.
+        self.partial_epoch_batches = 0
         self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
         self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (plan.py)
         self._plans = {}           # fusion on / off -> (what the plan was made from, the plan)
@@ -63,6 +69,7 @@ class Model:
                 raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
             if outputs.layers[:len(inputs.layers)] != inputs.layers:
                 raise ValueError("Model: outputs must be computed from inputs by a chain of layers")
+            _check_each_layer_once(outputs.layers[len(inputs.layers):])
             self.layers = outputs.layers[len(inputs.layers):]
             self.build(inputs.shape)
 
@@ -74,7 +81,8 @@ class Model:
     def build(self, input_shape):
         """Build every layer for `input_shape` (batch axis first, None or a number).
 
-        If a layer does not fit, the error propagates and the model stays as it was.
+        If a layer does not fit, the error propagates and the model stays as it was (and so
+        does the random generator that drew the initial weights of the layers built so far).
         """
         if not isinstance(input_shape, (tuple, list)) or len(input_shape) < 2:
             raise ValueError(f"build: input_shape must start with the batch axis, e.g. (None, 28, 28, 1), "
@@ -82,6 +90,7 @@ class Model:
         sample_shape = check_shape(input_shape[1:], "input_shape", "build")
         shape = (None,) + sample_shape
         newly_built = []
+        rng_state = backend.get_rng_state()
         try:
             for layer in self.layers:
                 if layer.built:
@@ -92,10 +101,10 @@ class Model:
                     layer.to(self.device)
                 shape = layer.compute_output_shape(shape)
                 layer.output_shape = shape
-        except Exception:
+        except BaseException:
             for layer in newly_built:  # no half-built layer is left behind
-                layer.params, layer.grads, layer.state = {}, {}, {}
-                layer.built, layer.input_shape = False, None
+                layer.unbuild()
+            backend.set_rng_state(rng_state)
             raise
         self.input_shape = (None,) + sample_shape
         self.output_shape = shape
@@ -104,13 +113,35 @@ class Model:
         if not self.built:
             self.build((None,) + tuple(x.shape[1:]))
 
+    @contextlib.contextmanager
+    def _unbuilt_if_failing(self):
+        """Around a call that may build the model for its data (fit, predict...): if the call
+        then fails, the model is unbuilt again, and the random generator that drew its initial
+        weights is put back, so that the failed call changed nothing."""
+        if self.built:
+            yield
+            return
+        unbuilt = [layer for layer in self.layers if not layer.built]
+        rng_state = backend.get_rng_state()
+        try:
+            yield
+        except BaseException:
+            if self.built:
+                for layer in unbuilt:
+                    layer.unbuild()
+                self.input_shape = self.output_shape = None
+                backend.set_rng_state(rng_state)
+            raise
+
     # --- compile ---------------------------------------------------------------------
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Choose the optimizer, the loss and the metrics (only 'accuracy'), by name or object."""
+        # Everything is checked and made first, and only then put in place: a compile that
+        # raises leaves the optimizer (and its state), the loss and the metrics as they were.
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'")
-        self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
+        new_optimizer = optimizers.get(optimizer)
+        new_loss = losses.get(loss)
         if isinstance(metrics, str):
             metrics = [metrics]
         if metrics is not None and not isinstance(metrics, (list, tuple)):
@@ -119,7 +150,40 @@ class Model:
         for metric in metrics:
             if metric not in METRIC_NAMES:
                 raise ValueError(f"compile: unknown metric {metric!r}; minicnn supports {list(METRIC_NAMES)}")
+        self._check_optimizer_is_free(new_optimizer)
+        self.optimizer, self.loss = new_optimizer, new_loss
         self.metrics = ["accuracy"] if metrics else []
+        new_optimizer.owner = weakref.ref(self)
+
+    def _check_optimizer_is_free(self, optimizer):
+        """An optimizer keeps state (Adam's m and v) for one model's weights: refuse one that
+        another model uses, or that holds state from training another model."""
+        owner = optimizer.owner() if optimizer.owner is not None else None
+        if owner is self:
+            return
+        name = type(optimizer).__name__
+        advice = f"give each model its own optimizer, e.g. optimizer={name}(learning_rate={optimizer.learning_rate:g})"
+        if owner is not None and owner.optimizer is optimizer:
+            raise ValueError(f"compile: this {name} object is already the optimizer of model {owner.name!r}, "
+                             f"and its state would mix the two models' weights; {advice}")
+        if optimizer.iterations or optimizer.slots:
+            raise ValueError(f"compile: this {name} object has taken {optimizer.iterations} steps for another "
+                             f"model and holds their state; {advice}")
+
+    def _check_optimizer_state(self, what):
+        """The optimizer's state (if any yet) must be for the weights the model trains now."""
+        optimizer = self.optimizer
+        if not optimizer.slots:
+            return
+        trained = self.trainable_params()
+        keys = tuple((id(layer), key) for layer, key in trained)
+        if optimizer.fits([layer.params[key] for layer, key in trained]) and optimizer.slots_for in (None, keys):
+            return
+        name = type(optimizer).__name__
+        raise ValueError(
+            f"{what}: the optimizer's state ({', '.join(optimizer.slots)}) is for the weights the model trained "
+            f"before, but since then a layer was added or removed, or a layer's `trainable` changed. Compile again "
+            f"with a new optimizer to start its state afresh: model.compile(optimizer={name}(...), loss=...)")
 
     def _check_compiled(self, what):
         if self.loss is None:
@@ -134,6 +198,7 @@ class Model:
         key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss))
         made_from, plan = self._plans.get(fusion, (None, None))
         if key != made_from:        # one plan kept per fusion setting: switching back and forth remakes none
+            _check_each_layer_once(self.layers)   # model.layers may have been changed by hand
             plan = make_plan(self.layers, self.loss, fusion)
             self._plans[fusion] = (key, plan)
         return plan
@@ -185,34 +250,50 @@ class Model:
         Returns (loss as a float, y_pred, problem): problem is None, or says what went wrong.
         A NaN or infinite loss or gradient leaves the model as it was: no update (it would
         turn the weights into NaN), and BatchNormalization's moving statistics are put back.
-        An update that overflows anyway is reported too, since the weights then hold NaN or inf.
+        An update that overflows (NaN or inf in the new weights or optimizer state) is undone:
+        the weights, the optimizer state and its step count are put back from copies taken
+        just before it. An exception, Ctrl-C included, puts everything back the same way.
         Observers hear about every step, and about the update (before_update / after_update,
         if they have them).
         """
-        layer_state = [(array, array.copy()) for layer in self.layers for array in layer.state.values()]
-        with np.errstate(**QUIET_FLOATS):
-            loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False,
-                                                     observers=observers)
-        loss = float(loss)
-        pairs = [(layer.grads[key], layer.params[key]) for layer, key in self.trainable_params()]
-        problem = None
-        if not math.isfinite(loss):
-            problem = f"the loss became {loss}"
-        elif not _all_finite(grad for grad, _ in pairs):
-            problem = "the gradients overflowed"
-        if problem:
-            for array, before in layer_state:
-                array[...] = before
-            return loss, y_pred, problem + "; this batch changed no weight"
-        for observer in observers:
-            getattr(observer, "before_update", _ignore)(self.optimizer)
-        with np.errstate(**QUIET_FLOATS):
-            self.optimizer.apply_gradients(pairs)
-        for observer in observers:
-            getattr(observer, "after_update", _ignore)(self.optimizer)
-        slots = [array for arrays in self.optimizer.slots.values() for array in arrays]
-        if not _all_finite([param for _, param in pairs] + slots):
-            return loss, y_pred, "the update overflowed: the weights or the optimizer state now hold NaN or inf"
+        self._check_compiled("train_step")
+        self._check_optimizer_state("train_step")
+        layer_state = _Copies(array for layer in self.layers for array in layer.state.values())
+        before_update = None
+        try:
+            with np.errstate(**QUIET_FLOATS):
+                loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False,
+                                                         observers=observers)
+            loss = float(loss)
+            trained = self.trainable_params()
+            pairs = [(layer.grads[key], layer.params[key]) for layer, key in trained]
+            problem = None
+            if not math.isfinite(loss):
+                problem = f"the loss became {loss}"
+            elif not _all_finite(grad for grad, _ in pairs):
+                problem = "the gradients overflowed"
+            if problem:
+                layer_state.restore()
+                return loss, y_pred, problem + "; this batch changed no weight"
+            before_update = _OptimizerCopies(self.optimizer, [param for _, param in pairs])
+            for observer in observers:
+                getattr(observer, "before_update", _ignore)(self.optimizer)
+            with np.errstate(**QUIET_FLOATS):
+                self.optimizer.apply_gradients(pairs)
+            for observer in observers:
+                getattr(observer, "after_update", _ignore)(self.optimizer)
+            slots = [array for arrays in self.optimizer.slots.values() for array in arrays]
+            if not _all_finite([param for _, param in pairs] + slots):
+                before_update.restore()
+                layer_state.restore()
+                return loss, y_pred, ("the update overflowed: the weights or the optimizer state would have held "
+                                      "NaN or inf; this batch changed no weight")
+        except BaseException:
+            if before_update is not None:
+                before_update.restore()
+            layer_state.restore()
+            raise
+        self.optimizer.slots_for = tuple((id(layer), key) for layer, key in trained)
         return loss, y_pred, None
 
     # --- data in --------------------------------------------------------------------------
@@ -220,6 +301,7 @@ class Model:
         """Check x (and y) at the API boundary and return them as NumPy arrays."""
         if not self.layers:
             raise ValueError(f"{what}: the model has no layers; add some with model.add(...)")
+        _check_each_layer_once(self.layers)   # model.layers may have been changed by hand
         x = _as_array(x, "x", what)
         if x.ndim < 2:
             raise ValueError(f"{what}: x must have a batch axis and a sample shape, (N, ...), got shape {x.shape}")
@@ -277,8 +359,9 @@ class Model:
         what compute_gradients and train_step take."""
         if y is not None:
             self._check_compiled(what)
-        x, y = self._prepare(x, y, what)
-        return self._to_batch(x), (self._target_batch(y) if y is not None else None)
+        with self._unbuilt_if_failing():
+            x, y = self._prepare(x, y, what)
+            return self._to_batch(x), (self._target_batch(y) if y is not None else None)
 
     def _to_batch(self, array, index=None, float_data=True):
         """Select rows, cast to floatx and move to the model's device."""
@@ -319,55 +402,85 @@ class Model:
         history.history holds 'loss' and 'accuracy' per epoch, and 'val_loss',
         'val_accuracy' when there is validation data ('acc' and 'val_acc' answer too).
 
+        Every argument is checked, and every callback's on_train_begin has run, before the
+        first batch: a fit that fails there changes nothing (an unbuilt model stays unbuilt).
+
         Resuming: `model = load_model(checkpoint)`, then `model.fit(..., initial_epoch=model.completed_epochs)`
         continues the saved run, random generator state included: on the CPU it ends with
         exactly the weights of a run that was never interrupted.
 
-        A NaN or infinite batch loss (or gradient) ends training, and that batch changes no
-        weight: with TerminateOnNaN among the callbacks fit returns quietly after a NaN loss,
-        otherwise it raises a RuntimeError that names the epoch and the batch.
-        """
-        x, y = self._prepare_targets(x, y, "fit")
-        batch_size = _check_batch_size(batch_size, "fit")
-        epochs = check_int(epochs, "epochs", "fit", minimum=0)
-        initial_epoch = check_int(initial_epoch, "initial_epoch", "fit", minimum=0)
-        if initial_epoch > epochs:
-            raise ValueError(
-                f"fit: initial_epoch={initial_epoch} is past epochs={epochs}; epochs is where training ends, "
-                f"not how many epochs to add: for 3 more use initial_epoch={initial_epoch}, epochs={initial_epoch + 3}"
-            )
-        verbose = _check_verbose(verbose, "fit")
-        callbacks = _check_callbacks(callbacks)
-        x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
-        x, y = self._resident(x, y)
-        if validation_data is not None:
-            validation_data = self._resident(*validation_data)
+        A NaN or infinite batch loss (or gradient, or update) ends training, and that batch
+        changes no weight: with TerminateOnNaN among the callbacks fit returns quietly after a
+        NaN loss, otherwise it raises a RuntimeError that names the epoch and the batch.
 
-        history = callbacks_module.History()
-        callback_list = [history] + callbacks
-        if verbose:
-            callback_list.append(callbacks_module.ProgbarLogger(verbose))
-        steps = math.ceil(len(x) / batch_size)
-        for callback in callback_list:
-            callback.set_model(self)
-            callback.set_params({"epochs": epochs, "steps": steps, "verbose": verbose})
+        Stopped during an epoch (by a callback, TerminateOnNaN, an error or Ctrl-C), the model
+        says what it holds: `completed_epochs` counts the whole epochs, `partial_epoch_batches`
+        the batches of the next one that were applied. As in Keras, callbacks still hear
+        on_epoch_end for a stopped epoch (not after an error or Ctrl-C): its logs cover the
+        batches that ran, History marks that row (history.partial_epoch), and ModelCheckpoint
+        saves nothing for it.
+        """
+        with self._unbuilt_if_failing():
+            x, y = self._prepare_targets(x, y, "fit")
+            batch_size = _check_batch_size(batch_size, "fit")
+            epochs = check_int(epochs, "epochs", "fit", minimum=0)
+            initial_epoch = check_int(initial_epoch, "initial_epoch", "fit", minimum=0)
+            if initial_epoch > epochs:
+                raise ValueError(
+                    f"fit: initial_epoch={initial_epoch} is past epochs={epochs}; epochs is where training ends, "
+                    f"not how many epochs to add: for 3 more use initial_epoch={initial_epoch}, "
+                    f"epochs={initial_epoch + 3}"
+                )
+            verbose = _check_verbose(verbose, "fit")
+            callbacks = _check_callbacks(callbacks)
+            shuffle = check_bool(shuffle, "shuffle", "fit")
+            x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
+            self._check_optimizer_state("fit")
+            x, y = self._resident(x, y)
+            if validation_data is not None:
+                validation_data = self._resident(*validation_data)
+
+            history = callbacks_module.History()
+            callback_list = [history] + callbacks
+            if verbose:
+                callback_list.append(callbacks_module.ProgbarLogger(verbose))
+            steps = math.ceil(len(x) / batch_size)
+            log_names = ["loss"] + list(self.metrics)
+            if validation_data is not None:
+                log_names += ["val_" + name for name in log_names]
+            for callback in callback_list:
+                callback.set_model(self)
+                callback.set_params({"epochs": epochs, "steps": steps, "verbose": verbose, "metrics": log_names})
+            stop_training, self.stop_training = self.stop_training, False
+            try:  # callbacks check what they can here (ModelCheckpoint's filepath, monitors...)
+                for callback in callback_list:
+                    callback.on_train_begin()
+            except BaseException:
+                self.stop_training = stop_training
+                raise
+
         self.history = history
-        self.stop_training = False
+        if self.partial_epoch_batches and initial_epoch == self.completed_epochs:
+            warnings.warn(
+                f"fit: resuming at epoch {initial_epoch + 1}, but the model has already taken "
+                f"{self.partial_epoch_batches} optimizer steps into it (a fit stopped mid-epoch, or "
+                "train_on_batch); the epoch runs again in full from these weights, so this run will not "
+                "be exactly an uninterrupted one. Resume from a checkpoint saved at the end of an epoch.",
+                stacklevel=2)
         if self.rng_state is not None and initial_epoch == self.completed_epochs:
             backend.set_rng_state(self.rng_state)  # resuming a checkpoint: replay its random draws
         self.rng_state = None
 
-        for callback in callback_list:
-            callback.on_train_begin()
         for epoch in range(initial_epoch, epochs):
+            self.completed_epochs, self.partial_epoch_batches = epoch, 0
             for callback in callback_list:
                 callback.on_epoch_begin(epoch)
             order = backend.rng().permutation(len(x)) if shuffle else np.arange(len(x))
             logs = self._run_epoch(x, y, order, batch_size, callback_list, epoch)
-            if not self.stop_training:  # every batch ran
-                self.completed_epochs = epoch + 1
+            if self.partial_epoch_batches == steps:  # every batch was applied
+                self.completed_epochs, self.partial_epoch_batches = epoch + 1, 0
             if validation_data is not None:
-                val = self._evaluate_arrays(*validation_data, batch_size)
+                val, _ = self._evaluate_arrays(*validation_data, batch_size)
                 logs.update({"val_" + key: value for key, value in val.items()})
             for callback in callback_list:
                 callback.on_epoch_end(epoch, logs)
@@ -403,6 +516,8 @@ class Model:
                 callback.on_train_batch_begin(step)
             xb, yb = self._to_batch(x, index), self._target_batch(y, index)
             loss, y_pred, problem = self.train_step(xb, yb)
+            if not problem:
+                self.partial_epoch_batches += 1
             seen += len(index)
             loss_sum += loss * len(index)
             logs = {"loss": loss_sum / seen}
@@ -422,13 +537,16 @@ class Model:
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns [loss, accuracy] (or loss without metrics).
 
-        A NaN or infinite loss or gradient raises a RuntimeError and changes no weight.
+        A NaN or infinite loss, gradient or update raises a RuntimeError and changes no weight.
+        The step counts in partial_epoch_batches (the model is that far past its last epoch).
         """
-        x, y = self._prepare_targets(x, y, "train_on_batch")
-        yb = self._target_batch(y)
-        loss, y_pred, problem = self.train_step(self._to_batch(x), yb)
-        if problem:
-            raise RuntimeError(_diverged(problem, "train_on_batch"))
+        with self._unbuilt_if_failing():
+            x, y = self._prepare_targets(x, y, "train_on_batch")
+            yb = self._target_batch(y)
+            loss, y_pred, problem = self.train_step(self._to_batch(x), yb)
+            if problem:
+                raise RuntimeError(_diverged(problem, "train_on_batch"))
+        self.partial_epoch_batches += 1
         return self._result(loss, self._correct(yb, y_pred) / len(x))
 
     def _result(self, loss, accuracy):
@@ -436,31 +554,39 @@ class Model:
 
     # --- inference -------------------------------------------------------------------------
     def _evaluate_arrays(self, x, y, batch_size):
-        loss_sum, correct = 0.0, 0
+        """({'loss': ..., 'accuracy': ...}, whether every output was finite)."""
+        loss_sum, correct, outputs_finite = 0.0, 0, True
         for start in range(0, len(x), batch_size):
             xb = self._to_batch(x[start:start + batch_size])
             yb = self._target_batch(y[start:start + batch_size])
             with np.errstate(**QUIET_FLOATS):
                 y_pred = self.forward(xb, training=False)
                 loss_sum += float(self.plan.loss(yb)) * len(xb)
+            outputs_finite = outputs_finite and _all_finite([y_pred])
             correct += self._correct(yb, y_pred)
         result = {"loss": loss_sum / len(x)}
         if self.metrics:
             result["accuracy"] = correct / len(x)
-        return result
+        return result, outputs_finite
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
         """Loss (and accuracy) on (x, y) in inference mode: [loss, accuracy], or loss alone.
 
         A NaN or infinite result raises a RuntimeError instead of being returned.
         """
-        x, y = self._prepare_targets(x, y, "evaluate")
-        batch_size = _check_batch_size(batch_size, "evaluate")
-        verbose = _check_verbose(verbose, "evaluate")
-        bar = callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)) if verbose else None
-        result = self._evaluate_arrays(*self._resident(x, y), batch_size)
-        if not math.isfinite(result["loss"]):
-            raise RuntimeError(_not_finite_outputs("evaluate"))
+        with self._unbuilt_if_failing():
+            x, y = self._prepare_targets(x, y, "evaluate")
+            batch_size = _check_batch_size(batch_size, "evaluate")
+            verbose = _check_verbose(verbose, "evaluate")
+            bar = callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)) if verbose else None
+            result, outputs_finite = self._evaluate_arrays(*self._resident(x, y), batch_size)
+            if not outputs_finite:
+                raise RuntimeError(_not_finite_outputs("evaluate"))
+            if not math.isfinite(result["loss"]):
+                raise RuntimeError(
+                    f"evaluate: the loss is {result['loss']} although the model's outputs are finite: they are "
+                    f"too large for the loss to be computed in {backend.floatx()} (logits thousands of orders of "
+                    "magnitude apart?); check the inputs' scale, or the weights")
         if bar:
             bar.finish(result)
         return self._result(result["loss"], result.get("accuracy"))
@@ -470,17 +596,18 @@ class Model:
 
         NaN or infinite outputs raise a RuntimeError instead of being returned.
         """
-        x, _ = self._prepare(x, None, "predict")
-        batch_size = _check_batch_size(batch_size, "predict")
-        verbose = _check_verbose(verbose, "predict")
-        with np.errstate(**QUIET_FLOATS):
-            outputs = [backend.to_numpy(self.forward(self._to_batch(x[start:start + batch_size])))
-                       for start in range(0, len(x), batch_size)]
+        with self._unbuilt_if_failing():
+            x, _ = self._prepare(x, None, "predict")
+            batch_size = _check_batch_size(batch_size, "predict")
+            verbose = _check_verbose(verbose, "predict")
+            with np.errstate(**QUIET_FLOATS):
+                outputs = [backend.to_numpy(self.forward(self._to_batch(x[start:start + batch_size])))
+                           for start in range(0, len(x), batch_size)]
+            outputs = np.concatenate(outputs)
+            if not np.isfinite(outputs).all():
+                raise RuntimeError(_not_finite_outputs("predict"))
         if verbose:
-            callbacks_module.ProgressBar(len(outputs)).finish()
-        outputs = np.concatenate(outputs)
-        if not np.isfinite(outputs).all():
-            raise RuntimeError(_not_finite_outputs("predict"))
+            callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)).finish()
         return outputs
 
     def __call__(self, x, training=False):
@@ -503,15 +630,23 @@ class Model:
         return [w for layer in self.layers for w in layer.get_weights()]
 
     def set_weights(self, weights):
+        """Set every layer's weights from a list in get_weights() order (arrays or nested lists).
+
+        Every array is checked first (count, shapes, numbers that fit the model's float type):
+        a call that raises changes no weight."""
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+            raise TypeError(f"set_weights expects a list of arrays (as get_weights returns), "
+                            f"got {type(weights).__name__}")
         weights = list(weights)
         expected = sum(len(layer.weights) for layer in self.layers)
         if len(weights) != expected:
             raise ValueError(f"set_weights: the model has {expected} weight arrays, got {len(weights)}")
-        start = 0
+        pairs, start = [], 0
         for layer in self.layers:
             count = len(layer.weights)
-            layer.set_weights(weights[start:start + count])
+            pairs += layer.check_weights(weights[start:start + count])
             start += count
+        assign_weights(pairs)
 
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
@@ -519,11 +654,18 @@ class Model:
     def to(self, device):
         """Move weights and optimizer state to 'cpu' or 'gpu'; returns the model."""
         device = backend.check_device(device)
-        for layer in self.layers:
-            layer.to(device)
-        if self.optimizer is not None:
-            self.optimizer.slots = {name: [backend.to_device(a, device) for a in arrays]
-                                    for name, arrays in self.optimizer.slots.items()}
+        stores = [store for layer in self.layers for store in (layer.params, layer.grads, layer.state)]
+        before = [dict(store) for store in stores]
+        try:   # all of it moves, or (out of GPU memory...) none of it
+            for layer in self.layers:
+                layer.to(device)
+            if self.optimizer is not None:
+                self.optimizer.slots = {name: [backend.to_device(a, device) for a in arrays]
+                                        for name, arrays in self.optimizer.slots.items()}
+        except BaseException:
+            for store, arrays in zip(stores, before):
+                store.update(arrays)
+            raise
         self.device = device
         return self
 
@@ -581,6 +723,7 @@ class Sequential(Model):
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer, got {type(layer).__name__}")
+        _check_each_layer_once(self.layers + [layer])
         input_shape = self.input_shape
         if input_shape is None and not self.layers:
             input_shape = layer.declared_input_shape
@@ -588,7 +731,7 @@ class Sequential(Model):
         if input_shape is not None:
             try:
                 self.build(input_shape)
-            except Exception:
+            except BaseException:
                 self.layers.pop()  # a layer that does not fit is not added
                 raise
 
@@ -610,7 +753,7 @@ def _as_array(value, argument, what):
     except (TypeError, ValueError) as error:  # e.g. nested lists of different lengths
         raise ValueError(f"{what}: {argument} cannot be read as an array ({error}); "
                          "give a NumPy array whose samples all have the same shape") from None
-    if not np.issubdtype(array.dtype, np.number) or np.issubdtype(array.dtype, np.complexfloating):
+    if array.dtype.kind not in "iuf":   # not bool, complex, timedelta64, datetime64, str, object
         raise TypeError(f"{what}: {argument} must hold real numbers, got dtype {array.dtype}")
     if array.ndim == 0:
         raise ValueError(f"{what}: {argument} must be an array with a batch axis, got a scalar")
@@ -670,6 +813,46 @@ def _ignore(*args):
 # --- messages for a run that went wrong -------------------------------------------------------
 def _all_finite(arrays):
     return all(bool(backend.get_array_module(a).isfinite(a).all()) for a in arrays)
+
+
+class _Copies:
+    """Copies of arrays, put back in place by restore(): undoing a step that went wrong."""
+
+    def __init__(self, arrays):
+        self.saved = [(array, array.copy()) for array in arrays]
+
+    def restore(self):
+        for array, copy in self.saved:
+            array[...] = copy
+
+
+class _OptimizerCopies(_Copies):
+    """The parameters, the optimizer's slots and its step count, as they were before an update.
+    Copying every parameter and slot is cheap next to the step: for the lab's model (4.3 MB with
+    Adam) about 0.7 ms, against some 280 ms for a training step at batch 64 on two CPU cores."""
+
+    def __init__(self, optimizer, params):
+        self.optimizer, self.iterations = optimizer, optimizer.iterations
+        self.slots = {name: list(arrays) for name, arrays in optimizer.slots.items()}  # {} before the first step
+        super().__init__(list(params) + [array for arrays in self.slots.values() for array in arrays])
+
+    def restore(self):
+        super().restore()
+        self.optimizer.iterations = self.iterations
+        self.optimizer.slots = self.slots
+
+
+def _check_each_layer_once(layers):
+    """A layer object holds one set of weights and keeps one forward pass for its backward:
+    it cannot run at two places of one model (its gradients would be wrong)."""
+    seen = {}
+    for position, layer in enumerate(layers):
+        if id(layer) in seen:
+            raise ValueError(
+                f"layer {layer.name!r} ({type(layer).__name__}) is used twice in one model, at positions "
+                f"{seen[id(layer)]} and {position}; a layer object can run at one place only: create another "
+                f"{type(layer).__name__} with the same arguments for the second place")
+        seen[id(layer)] = position
 
 
 def _diverged(problem, where):

@@ -22,6 +22,10 @@ class Optimizer:
                                           low=0, include_low=False)
         self.iterations = 0   # how many updates have been applied
         self.slots = {}       # slot name -> list of arrays, one per parameter
+        # Set by the model: a weak reference to the one model compiled with this optimizer
+        # (Model.compile), and which of its weights the slots belong to (Model.train_step).
+        self.owner = None
+        self.slots_for = None
 
     def build(self, params):
         """Create the slots (zeros like each parameter) on first use."""
@@ -44,10 +48,19 @@ class Optimizer:
         self.iterations += 1
 
     def _check_slots(self, params):
-        for arrays in self.slots.values():
-            if len(arrays) != len(params) or any(a.shape != p.shape for a, p in zip(arrays, params)):
-                raise ValueError(f"{type(self).__name__}: this optimizer holds state for other parameters "
-                                 "(was it compiled into another model?); give each model its own optimizer")
+        if not self.fits(params):
+            raise ValueError(f"{type(self).__name__}: this optimizer holds state ({', '.join(self.slots)}) for "
+                             f"{len(next(iter(self.slots.values())))} other parameter arrays, got {len(params)}; "
+                             "a new set of parameters needs a new optimizer")
+
+    def fits(self, params):
+        """True when the slots (if any yet) are one per parameter, of the same shapes."""
+        return all(len(arrays) == len(params) and all(a.shape == p.shape for a, p in zip(arrays, params))
+                   for arrays in self.slots.values())
+
+    def slot_problem(self, name, array):
+        """What is wrong with `array` as the value of slot `name` (None: nothing); load_model asks."""
+        return None
 
     def update(self, index, param, grad):
         raise NotImplementedError
@@ -63,6 +76,7 @@ class Optimizer:
     def set_state(self, iterations, slots):
         self.iterations = int(iterations)
         self.slots = {name: list(arrays) for name, arrays in slots.items()}
+        self.slots_for = None   # the caller vouches for the order: the model's trainable weights
 
 
 class SGD(Optimizer):
@@ -123,6 +137,11 @@ class Adam(Optimizer):
     def update(self, index, param, grad):
         m, v = self.slots["m"][index], self.slots["v"][index]
         kernels.adam_update(param, grad, m, v, self.step_size(), self.beta_1, self.beta_2, self.epsilon)
+
+    def slot_problem(self, name, array):
+        if name == "v" and (array < 0).any():   # a running mean of squared gradients
+            return "holds negative values; Adam's v averages squared gradients and is never negative"
+        return None
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

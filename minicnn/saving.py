@@ -12,7 +12,9 @@ is renamed into place, so a failed save never leaves a half-written file behind.
 """
 import io
 import json
+import math
 import os
+import re
 import zipfile
 import zlib
 
@@ -21,6 +23,7 @@ import numpy as np
 import minicnn
 from minicnn import backend, losses, optimizers
 from minicnn import layers as layers_module
+from minicnn.layers.base import WeightBudgetExceeded, weight_budget
 from minicnn.utils.files import atomic_write
 
 FORMAT_NAME = "minicnn-model"
@@ -28,6 +31,9 @@ FORMAT_VERSION = 1
 MAX_CONFIG_BYTES = 1 << 20  # a config is a few kB; refuse anything absurd before parsing it
 NPY_HEADER_BYTES = 4096     # room for a .npy header on top of the array's data
 MAX_ITEM_BYTES = 8          # float64, the widest float minicnn writes
+MIN_ITEM_BYTES = 2          # float16, the narrowest float array a file may hold
+MAX_DEFLATE_RATIO = 1032    # deflate never expands data more than this: bounds what an entry can hold
+WEIGHT_ENTRY = re.compile(r"weights/\d+\.npy")
 # What reading a damaged zip entry can raise: bad CRC or header, broken deflate stream,
 # cut-off data, encrypted entries (RuntimeError), unknown compression (NotImplementedError).
 ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, RuntimeError, NotImplementedError, ValueError)
@@ -51,7 +57,8 @@ def model_config(model, include_optimizer=True):
         "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
         "compile": None,
         # what resuming needs besides the weights: see Model.fit's initial_epoch
-        "training": {"completed_epochs": model.completed_epochs, "rng_state": backend.get_rng_state()},
+        "training": {"completed_epochs": model.completed_epochs,
+                     "partial_epoch_batches": model.partial_epoch_batches, "rng_state": backend.get_rng_state()},
     }
     if model.loss is not None:
         config["compile"] = {
@@ -100,8 +107,9 @@ def _read_entry(archive, entry, max_bytes, path):
 
 
 def _read_array(archive, entry, expected_shape, path):
-    """One .npy entry, checked: present, not pickled, a finite float array of the expected shape."""
-    limit = int(np.prod(expected_shape, dtype=np.int64)) * MAX_ITEM_BYTES + NPY_HEADER_BYTES
+    """One .npy entry, checked: present, not pickled, a float array of the expected shape whose
+    values are finite in floatx (a float64 1e39 would become inf in float32). Returned in floatx."""
+    limit = math.prod(expected_shape) * MAX_ITEM_BYTES + NPY_HEADER_BYTES
     data = _read_entry(archive, entry, limit, path)
     try:
         array = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)  # .npy only, never a pickle
@@ -110,9 +118,26 @@ def _read_array(archive, entry, expected_shape, path):
     if tuple(array.shape) != tuple(expected_shape) or array.dtype.kind != "f":
         raise ModelFileError(f"{path}: entry {entry!r} should be a float array of shape {tuple(expected_shape)}, "
                              f"got {array.dtype} of shape {array.shape}")
-    if not np.isfinite(array).all():
-        raise ModelFileError(f"{path}: entry {entry!r} holds NaN or infinite values")
-    return array
+    with np.errstate(over="ignore", invalid="ignore"):
+        cast = array.astype(backend.floatx())
+    if not np.isfinite(cast).all():
+        if not np.isfinite(array).all():
+            raise ModelFileError(f"{path}: entry {entry!r} holds NaN or infinite values")
+        raise ModelFileError(f"{path}: entry {entry!r} holds values up to {np.abs(array).max():g}, beyond "
+                             f"{backend.floatx()}'s range ({np.finfo(backend.floatx()).max:.4g})")
+    return cast
+
+
+def _weight_budget(archive, path):
+    """How many weight values the file's weights/<i>.npy entries can hold at most: building
+    the saved architecture may create no more (a small file must not make gigabytes of weights).
+
+    The entries hold no more bytes than they say (file_size), nor than their compressed
+    bytes, which all lie in the file, can expand to."""
+    entries = [info for info in archive.infolist() if WEIGHT_ENTRY.fullmatch(info.filename)]
+    declared = sum(info.file_size for info in entries)
+    compressed = min(sum(info.compress_size for info in entries), os.path.getsize(path))
+    return min(declared, compressed * MAX_DEFLATE_RATIO) // MIN_ITEM_BYTES
 
 
 def _expect(ok, path, message):
@@ -191,9 +216,14 @@ def load_model(filepath, model_classes):
         cls = model_classes["Sequential" if config.get("class_name") == "Sequential" else "Model"]
         model = cls(name=config.get("name"))
         model.layers = _build_layers(config, path)
+        budget = _weight_budget(archive, path)
         rng_state = backend.get_rng_state()  # building draws initial weights, soon replaced:
         try:                                 # the global generator is put back as it was
-            model.build(tuple(config["input_shape"]))
+            with weight_budget(budget, "the file's weight arrays"):
+                model.build(tuple(config["input_shape"]))
+        except WeightBudgetExceeded as error:
+            raise ModelFileError(f"{path}: the saved architecture is too large for the file: it needs more "
+                                 f"weights than the file's arrays hold ({error})") from None
         except (TypeError, ValueError, OverflowError) as error:
             raise ModelFileError(f"{path}: the saved layers do not fit together ({error})") from None
         except MemoryError:
@@ -229,9 +259,13 @@ def _restore_compile(model, compiled, archive, path):
     _expect(not counts or (set(counts) == set(optimizer.slot_names)
                            and all(count == len(shapes) for count in counts.values())),
             path, f"has optimizer slots {counts} that do not fit {optimizer.name} on this model")
-    slots = {name: [_read_array(archive, f"optimizer/{name}_{i}.npy", shape, path).astype(backend.floatx())
-                    for i, shape in enumerate(shapes)]
+    slots = {name: [_read_array(archive, f"optimizer/{name}_{i}.npy", shape, path) for i, shape in enumerate(shapes)]
              for name in counts}
+    for name, arrays in slots.items():
+        for i, array in enumerate(arrays):
+            problem = optimizer.slot_problem(name, array)
+            if problem:
+                raise ModelFileError(f"{path}: entry 'optimizer/{name}_{i}.npy' {problem}")
     optimizer.set_state(state["iterations"], slots)
 
 
@@ -239,6 +273,8 @@ def _restore_training(model, training, path):
     """The number of completed epochs and the random generator state, for fit(initial_epoch=...)."""
     epochs = training.get("completed_epochs", 0)
     _expect(_is_count(epochs), path, f"has completed_epochs={epochs!r}; expected an int >= 0")
+    batches = training.get("partial_epoch_batches", 0)   # files from before it was saved: 0
+    _expect(_is_count(batches), path, f"has partial_epoch_batches={batches!r}; expected an int >= 0")
     rng_state = training.get("rng_state")
     if rng_state is not None:
         try:  # try it on a spare generator of the same kind: the global one stays untouched
@@ -246,4 +282,5 @@ def _restore_training(model, training, path):
         except (TypeError, ValueError, KeyError, OverflowError) as error:
             raise ModelFileError(f"{path}: config.json has a bad random generator state ({error!r})") from None
     model.completed_epochs = epochs
+    model.partial_epoch_batches = batches
     model.rng_state = rng_state

@@ -12,14 +12,54 @@ linear(x) -> z and backward_linear(dz) -> dx, and ActivationMixin adds the activ
 `params` hold the trainable weights (kernel, bias, gamma, beta); `state` holds the
 weights a layer updates itself (BatchNormalization's moving_mean / moving_variance).
 """
+import contextlib
+import math
 import numbers
 import re
+import threading
+
+import numpy as np
 
 from minicnn import backend, kernels
 from minicnn import initializers as init_module
-from minicnn.utils.checks import check_bool
+from minicnn.utils.checks import allocate, check_bool
 
 _name_counts = {}
+
+
+# --- how many weight values building may create (load_model sets a budget) -------------------
+class WeightBudgetExceeded(ValueError):
+    """Building would create more weight values than the budget allows (see weight_budget)."""
+
+
+_budget = threading.local()   # .left: values add_weight may still create; .source: who set it
+
+
+@contextlib.contextmanager
+def weight_budget(values, source):
+    """Within the block (in this thread), add_weight refuses to create more than `values` weight
+    values in all, before allocating anything. load_model builds a saved architecture under the
+    budget of the arrays its file holds, so that a small file cannot declare gigabytes of weights."""
+    previous = vars(_budget).copy()
+    _budget.left, _budget.source = int(values), source
+    try:
+        yield
+    finally:
+        vars(_budget).clear()
+        vars(_budget).update(previous)
+
+
+def _charge(layer, name, shape):
+    """Take the values of one new weight from the budget (if any), or raise WeightBudgetExceeded."""
+    left = getattr(_budget, "left", None)
+    if left is None:
+        return
+    values = math.prod(shape)
+    if values > left:
+        raise WeightBudgetExceeded(
+            f"layer {layer.name!r} ({type(layer).__name__}) would create weight {name!r} of shape {shape} "
+            f"({values} values), but {_budget.source} hold at most {left} more values")
+    _budget.left = left - values
 
 
 def unique_name(base):
@@ -109,11 +149,20 @@ class Layer:
 
     # --- parameters ------------------------------------------------------------------
     def add_weight(self, name, shape, initializer, trainable=True):
-        """Create a weight (NumPy, floatx) as a param (trainable) or as state."""
-        value = init_module.get(initializer)(tuple(shape))
+        """Create a weight (NumPy, floatx) as a param (trainable) or as state.
+
+        A shape too large for memory is a MemoryError that names the layer and the size."""
+        shape = tuple(int(size) for size in shape)
+        if any(size < 0 for size in shape):
+            raise ValueError(f"layer {self.name!r} ({type(self).__name__}): weight {name!r} "
+                             f"would have the negative shape {shape}")
+        _charge(self, name, shape)
+        who = f"layer {self.name!r} ({type(self).__name__}), weight {name!r}"
+        value = allocate(lambda: init_module.get(initializer)(shape), shape, backend.floatx(), who)
         if trainable:
             self.params[name] = value
-            self.grads[name] = init_module.zeros(shape, dtype=value.dtype)
+            self.grads[name] = allocate(lambda: init_module.zeros(shape, dtype=value.dtype), shape,
+                                        value.dtype, who + " (its gradient)")
         else:
             self.state[name] = value
         return value
@@ -136,27 +185,45 @@ class Layer:
         return [backend.to_numpy(w).copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Copy arrays into the weights (in place, so optimizers keep their references)."""
+        """Copy arrays into the weights (in place, so optimizers keep their references).
+
+        Every array is checked first (count, shape, numbers that fit the weight's dtype): a call
+        that raises changes no weight."""
+        assign_weights(self.check_weights(weights))
+
+    def check_weights(self, weights):
+        """[(weight, new value)] for set_weights, each value checked and converted to the
+        weight's dtype and device; a ValueError or TypeError naming the layer and the weight."""
         current = self.weights
+        if isinstance(weights, (str, bytes)) or not hasattr(weights, "__len__"):
+            raise TypeError(f"layer {self.name!r}: set_weights expects a list of arrays, got {type(weights).__name__}")
         if len(weights) != len(current):
             raise ValueError(
                 f"layer {self.name!r} expects {len(current)} weight arrays, got {len(weights)}"
             )
-        xp = backend.get_array_module(*current) if current else None
+        pairs = []
         for target, value, key in zip(current, weights, list(self.params) + list(self.state)):
+            where = f"layer {self.name!r}: weight {key!r}"
+            value = _weight_array(value, where)
             if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(
-                    f"layer {self.name!r}: weight {key!r} has shape {tuple(target.shape)}, "
-                    f"got an array of shape {tuple(value.shape)}"
-                )
-            target[...] = xp.asarray(value, dtype=target.dtype)
+                raise ValueError(f"{where} has shape {tuple(target.shape)}, got an array of shape {tuple(value.shape)}")
+            _check_range(value, target.dtype, where)
+            value = backend.to_device(value, backend.device_of(target)).astype(target.dtype, copy=False)
+            pairs.append((target, value))
+        return pairs
 
     def to(self, device):
-        """Move params, grads and state to 'cpu' or 'gpu'."""
-        for store in (self.params, self.grads, self.state):
-            for key in store:
-                store[key] = backend.to_device(store[key], device)
+        """Move params, grads and state to 'cpu' or 'gpu' (all of them, or none if a copy fails)."""
+        stores = (self.params, self.grads, self.state)
+        moved = [{key: backend.to_device(array, device) for key, array in store.items()} for store in stores]
+        for store, arrays in zip(stores, moved):
+            store.update(arrays)
         return self
+
+    def unbuild(self):
+        """Forget the weights and the input shape: the layer is as it was before build."""
+        self.params, self.grads, self.state = {}, {}, {}
+        self.built, self.input_shape = False, None
 
     # --- shapes and config -------------------------------------------------------------
     def compute_output_shape(self, input_shape):
@@ -222,6 +289,38 @@ class Layer:
 
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _weight_array(value, where):
+    """`value` (an array, a list, a CuPy array) as an array of real numbers, or a TypeError."""
+    if not backend.is_gpu_array(value):
+        try:
+            value = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{where}: cannot read the new value as an array ({error})") from None
+    if value.dtype.kind not in "iuf":
+        raise TypeError(f"{where}: expects an array of real numbers, got dtype {value.dtype}")
+    return value
+
+
+def _check_range(value, dtype, where):
+    """Finite values must stay finite in `dtype` (1e39 would become inf in float32); NaN and inf
+    are copied as given, so that get_weights / set_weights round-trips even a diverged model."""
+    if value.dtype.kind != "f" or value.dtype.itemsize <= np.dtype(dtype).itemsize:
+        return
+    xp = backend.get_array_module(value)
+    finite = value[xp.isfinite(value)]
+    largest = float(xp.abs(finite).max()) if finite.size else 0.0
+    limit = float(np.finfo(dtype).max)
+    if largest > limit:
+        raise ValueError(f"{where} is {np.dtype(dtype).name}, which reaches {limit:.4g}; "
+                         f"got values up to {largest:g}")
+
+
+def assign_weights(pairs):
+    """Copy each checked new value into its weight (pairs from Layer.check_weights)."""
+    for target, value in pairs:
+        target[...] = value
 
 
 def sliding_window(layer, input_shape, size, strides, padding):

@@ -1,5 +1,5 @@
 """Dense, Flatten, Dropout and Activation."""
-import numpy as np
+import math
 
 from minicnn import activations, backend, kernels
 from minicnn import initializers as init_module
@@ -70,7 +70,7 @@ class Flatten(Layer):
     cached = ("x_shape",)
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], int(np.prod(input_shape[1:])))
+        return (input_shape[0], math.prod(input_shape[1:]))   # Python ints: no int64 wrap-around
 
     def forward(self, x, training=False):
         self.x_shape = x.shape

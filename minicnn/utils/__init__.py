@@ -2,6 +2,7 @@
 import numpy as np
 
 from minicnn.backend import set_random_seed
+from minicnn.utils.checks import allocate, check_int
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):
@@ -12,17 +13,22 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     labels = np.asarray(y)
     if labels.ndim > 1 and labels.shape[-1] == 1:
         labels = labels.reshape(labels.shape[:-1])
-    if labels.size and not np.issubdtype(labels.dtype, np.integer):
-        if not np.issubdtype(labels.dtype, np.floating) or not np.all(labels == np.round(labels)):
+    if labels.size and labels.dtype.kind not in "iu":   # timedelta64 and bool are no labels
+        whole = labels.dtype.kind == "f" and np.isfinite(labels).all() and np.all(labels == np.round(labels))
+        if not whole:
             raise ValueError(f"to_categorical expects integer class labels, got dtype {labels.dtype}")
         labels = labels.astype(np.int64)
     if labels.size and labels.min() < 0:
         raise ValueError(f"to_categorical expects labels >= 0, got {labels.min()}")
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
-    elif labels.size and labels.max() >= num_classes:
-        raise ValueError(f"to_categorical: label {labels.max()} does not fit num_classes={num_classes}")
-    one_hot = np.zeros(labels.shape + (num_classes,), dtype=dtype)
+    else:
+        num_classes = check_int(num_classes, "num_classes", "to_categorical", minimum=0)
+        if labels.size and labels.max() >= num_classes:
+            raise ValueError(f"to_categorical: label {labels.max()} does not fit num_classes={num_classes}")
+    shape = labels.shape + (num_classes,)
+    largest = f" (the largest label is {labels.max()})" if labels.size else ""
+    one_hot = allocate(lambda: np.zeros(shape, dtype=dtype), shape, dtype, f"to_categorical{largest}")
     np.put_along_axis(one_hot, labels[..., None].astype(np.intp), 1, axis=-1)
     return one_hot
 

@@ -4,9 +4,12 @@ Each returns the value in a plain Python type or raises a ValueError that names
 who complained, the argument, what was expected and what came:
 
     check_int(0, "units", "Dense")  ->  ValueError: Dense: units must be an int >= 1, got 0
+
+allocate() makes an array, or a MemoryError that says who asked for how many bytes.
 """
 import math
 import numbers
+import os
 
 import numpy as np
 
@@ -45,3 +48,34 @@ def _interval(low, high, include_low, include_high):
     if math.isinf(low):
         return f"a number {'<=' if include_high else '<'} {high:g}"
     return f"a number in {'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}"
+
+
+# --- sizes ------------------------------------------------------------------------------------
+def physical_memory():
+    """The machine's memory in bytes, or None where the operating system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def format_bytes(count):
+    """1536 -> '1.5 kB', 4e10 -> '40.0 GB'."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB"):
+        if count < 1000 or unit == "TB":
+            return f"{count:.0f} {unit}" if unit == "bytes" else f"{count:.1f} {unit}"
+        count /= 1000
+
+
+def allocate(make, shape, dtype, who):
+    """make(), which creates an array of `shape` and `dtype`; a MemoryError that says who asked
+    for how much when that cannot fit in this machine's memory (checked first) or fails."""
+    nbytes = math.prod(int(size) for size in shape) * np.dtype(dtype).itemsize
+    asked = f"{who}: an array of shape {tuple(shape)} ({np.dtype(dtype).name}) needs {format_bytes(nbytes)}"
+    memory = physical_memory()
+    if memory is not None and nbytes > memory:
+        raise MemoryError(f"{asked}, more than this machine's {format_bytes(memory)} of memory")
+    try:
+        return make()
+    except MemoryError:
+        raise MemoryError(f"{asked}, more than is free now") from None

@@ -89,6 +89,9 @@ def look_inside(model, x, y, image_index, output, figures):
                                             "activation_histograms.png")
     figures["gradient_histograms"] = save(plotting.plot_activation_histograms(records, value="grad_output", log=True),
                                           output, "gradient_histograms.png")
+    print("In both histogram figures a LeakyReLU panel's 'inputs < 0' is the share of that layer's inputs below 0 "
+          "(where it passes on only its slope times the gradient), whichever array the panel shows; the last "
+          "layer's gradient panel shows dL/dz = (p - y) / N, since its softmax is taken with the loss.")
     return [stats_dict(s) for s in layer_stats]
 
 

@@ -4,6 +4,11 @@ Each is a small object with two methods side by side:
     forward(z)           -> y = f(z)
     backward(dy, z, y)   -> dz = dy * f'(z)   (softmax: the Jacobian-vector product)
 `z` is the pre-activation and `y` the output saved by the forward pass.
+
+Two LeakyReLU defaults, both Keras's: the LeakyReLU *layer* (minicnn.layers.LeakyReLU()) has
+negative_slope 0.3, the *activation* by name (Dense(..., activation="leaky_relu")) has 0.2.
+Give the slope explicitly to avoid the question: LeakyReLU(alpha=0.1) as the lab does, or
+activation=activations.LeakyReLU(0.1).
 """
 import math
 
@@ -101,7 +106,9 @@ class Softmax(Activation):
     """y_i = exp(z_i) / sum_j exp(z_j) over the last axis.
 
     backward: dz = y * (dy - sum(dy * y)). Followed by cross-entropy, the model skips
-    this step and uses the fused, exact form dz = (y - target) / N (see models.py).
+    this step and uses the fused, exact form dz = (y - target) / N (SoftmaxCrossEntropy in
+    plan.py; docs/derivations/softmax_cross_entropy.md shows the two agree). A Softmax whose
+    backward was replaced (a patch, a subclass) is not skipped: the plan then runs it.
     """
     name = "softmax"
 
@@ -157,6 +164,7 @@ def relu(x):
 
 
 def leaky_relu(x, negative_slope=0.2):
+    """LeakyReLU with Keras's default 0.2 for the function (the LeakyReLU layer's default is 0.3)."""
     return LeakyReLU(negative_slope).forward(x)
 
 

@@ -5,7 +5,10 @@ For probabilities p (N, K) and one-hot targets y (N, K):
     d loss / d p = -y / (N * p)
 When p = softmax(z), the two steps fuse into the exact and stable
     loss = -1/N * sum y * log_softmax(z),   d loss / d z = (p - y) / N,
-which the model uses when its last layer ends in softmax.
+which the model uses when its last layer ends in softmax. Why (p - y): d log p_k / d z_m
+= [k == m] - p_m, and each target row sums to 1. Why / N: the loss is the batch mean, so each
+sample enters with weight 1/N, applied once here at the start of the backward pass; every
+later sum over the batch (x^T @ dz) is then a mean. Derivation: docs/derivations/softmax_cross_entropy.md.
 """
 import numpy as np
 

@@ -32,14 +32,21 @@ Observers (trace, profile, gradient checks, benchmarks) listen around every step
 gets before_forward / after_forward / before_backward / after_backward calls (see Observer).
 
 Fusion changes how layers run, never what they compute: tests/test_plan.py checks
-fused against layer by layer. Only minicnn's own layer classes are fused, and never a
-layer whose forward or backward was replaced on the object (a learner's patch, a trace):
-such a layer runs on its own, so the code a learner changes is the code that runs.
+fused against layer by layer. Only minicnn's own code is fused away. A layer runs on its
+own, so that the code a learner changes is the code that runs, when (see `replaced`)
+  - its forward, backward, linear or backward_linear was set on the object (a patch);
+  - it is a subclass, or a method of its class differs from the one minicnn defined
+    (`LeakyReLU.backward = my_backward` after import);
+  - the same holds for its activation object (`activations.LeakyReLU.backward = ...`);
+  - a kernel that the fused step would skip is overridden (kernels.override).
+The same holds for SoftmaxCrossEntropy, which skips the last layer's backward and Softmax.backward.
+To run every layer on its own anyway: `model.fusion = False`, or `with model.layer_by_layer():`.
 """
 from minicnn import activations, kernels
 from minicnn.layers.advanced_activations import LeakyReLU, ReLU
+from minicnn.layers.base import ActivationMixin
 from minicnn.layers.convolutional import Conv2D
-from minicnn.layers.core import Activation
+from minicnn.layers.core import Activation, Dense
 from minicnn.layers.pooling import MaxPooling2D
 
 
@@ -199,12 +206,50 @@ class Plan:
 
 # --- making a plan ----------------------------------------------------------------------------
 ACTIVATION_LAYERS = (Activation, LeakyReLU, ReLU)   # exactly these classes
+LAYER_METHODS = ("forward", "backward", "linear", "backward_linear", "apply_activation")
+ACTIVATION_METHODS = ("forward", "backward")
+# Kernels that a layer calls and that the fused step does not: overriding one of them
+# (kernels.override) turns fusion off for the layers that call it.
+SKIPPED_KERNELS = {Conv2D: ("sum_rows",), MaxPooling2D: ("maxpool_forward", "maxpool_backward"),
+                   activations.LeakyReLU: ("leaky_relu_forward", "leaky_relu_backward")}
+
+
+def _methods(classes, names):
+    """{class: {name: the function the class has for it}}, for the names it has, as minicnn defines them."""
+    return {cls: {name: getattr(cls, name) for name in names if hasattr(cls, name)} for cls in classes}
+
+
+# The methods as minicnn defined them, taken when minicnn is imported (before any learner's patch).
+ORIGINAL_METHODS = {
+    **_methods((Conv2D, MaxPooling2D, Dense, Activation, LeakyReLU, ReLU, ActivationMixin), LAYER_METHODS),
+    **_methods((activations.Linear, activations.ReLU, activations.LeakyReLU, activations.Softmax),
+               ACTIVATION_METHODS),
+}
+
+
+def _differs(thing, names):
+    """True when one of `names` is set on the object, or its class has another function for it than
+    minicnn's own class it comes from (the nearest in its MRO that minicnn defines)."""
+    if any(name in vars(thing) for name in names):
+        return True
+    own = next((ORIGINAL_METHODS[cls] for cls in type(thing).__mro__ if cls in ORIGINAL_METHODS), None)
+    return own is not None and any(getattr(type(thing), name, None) is not function for name, function in own.items())
+
+
+def _kernel_overridden(thing):
+    # kernels._overrides: the kernels that kernels.override routes elsewhere just now
+    return any(name in kernels._overrides for name in SKIPPED_KERNELS.get(type(thing), ()))
 
 
 def replaced(layer):
-    """True when forward or backward was replaced on the layer object itself (a patch, a trace)."""
-    own = vars(layer)
-    return any(name in own for name in ("forward", "backward", "linear", "backward_linear"))
+    """True when the code `layer` runs is not minicnn's own (see the module notes): forward,
+    backward, linear or backward_linear replaced on the object or on its class (or changed by a
+    subclass), or its activation's forward or backward replaced, or a kernel it calls overridden.
+    The plan never fuses such a layer away; Model.plan makes a new plan when this changes."""
+    activation = getattr(layer, "activation", None)
+    return (_differs(layer, LAYER_METHODS) or _kernel_overridden(layer)
+            or (activation is not None and (_differs(activation, ACTIVATION_METHODS)
+                                            or _kernel_overridden(activation))))
 
 
 def _exactly(layer, cls):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
-from matplotlib.ticker import EngFormatter, MaxNLocator
+from matplotlib.ticker import EngFormatter, MaxNLocator, NullLocator
 
 
 def has_display():
@@ -310,33 +310,62 @@ def plot_feature_maps(model, image, max_maps=8, path=None):
     return _finish(fig, path)
 
 
+def _histogram_data(record, value):
+    """(the array to draw, a note for the title) of one record; (None, None) when it has none.
+
+    A last layer whose softmax is fused with the cross-entropy never receives dL/d output:
+    for 'grad_output' it shows dL/dz = (p - y) / N, the gradient that enters it, and says so.
+    """
+    data = getattr(record, value)
+    if data is None and value == "grad_output" and record.grad_preactivation is not None:
+        return record.grad_preactivation, "dL/dz (softmax fused with the loss)"
+    return data, None
+
+
 def plot_activation_histograms(records, value="output", bins=50, cols=4, log=False, path=None):
     """A histogram per layer of one array of trace() records: 'output' (default), 'preactivation',
     'grad_output' or 'grad_input'. Flatten layers are skipped (their output is their input).
 
     Each panel counts every entry of the batch in `bins` equal bins, titled with the layer's name,
-    mean and std (and, for ReLU / LeakyReLU, the share of inputs below 0). log=True draws the
-    counts on a log scale, which shows the tails (useful for gradients). Returns the Figure.
+    mean and std of what it shows. ReLU / LeakyReLU panels also give the share of the layer's
+    *inputs* (pre-activations) below 0, whatever `value` is: how many units sit on the flat side of
+    the kink. A last layer with softmax fused into the loss has no grad_output: its panel shows
+    dL/dz, and says so. Layers without the array are named in the figure's title, never dropped
+    silently. log=True draws the counts on a log scale, which shows the tails (useful for gradients).
+    Returns the Figure.
     """
-    shown = [r for r in records if r.type != "Flatten" and getattr(r, value) is not None]
-    if not shown:
+    drawn, missing = [], []
+    for record in records:
+        if record.type == "Flatten":
+            continue
+        data, note = _histogram_data(record, value)
+        if data is None:
+            missing.append(record.name)
+        else:
+            drawn.append((record, data, note))
+    if not drawn:
         raise ValueError(f"plot_activation_histograms: no record holds {value!r} "
                          "(gradients need trace(model, x, y) with targets y)")
-    cols = min(cols, len(shown))
-    rows = -(-len(shown) // cols)
+    cols = min(cols, len(drawn))
+    rows = -(-len(drawn) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_INCHES[0] * cols, PANEL_INCHES[1] * rows), squeeze=False)
-    for ax, record in zip(axes.flat, shown):
-        data = getattr(record, value).astype(np.float64).ravel()
+    for ax, (record, data, note) in zip(axes.flat, drawn):
+        data = data.astype(np.float64).ravel()
         ax.hist(data, bins=bins, color="tab:blue", log=log)
-        if not log:
+        if log:
+            ax.yaxis.set_minor_locator(NullLocator())      # powers of ten only: drawing many minor ticks is slow
+        else:
             ax.yaxis.set_major_formatter(EngFormatter())   # 500 k, 1 M: no '1e6' over the title
-        title = f"{record.name}\nmean {data.mean():.3g}, std {data.std():.3g}"
+        title = f"{record.name}" + (f": {note}" if note else "") + f"\nmean {data.mean():.3g}, std {data.std():.3g}"
         if record.activation in ("relu", "leaky_relu") and record.preactivation is not None:
-            title += f", {100 * np.mean(record.preactivation < 0):.0f}% < 0"
+            title += f"; inputs < 0: {100 * np.mean(record.preactivation < 0):.0f}%"
         ax.set_title(title, fontsize=8)
         ax.tick_params(labelsize=7)
-    _remove_unused(axes, len(shown))
-    fig.suptitle(f"{value} of each layer, one batch")
+    _remove_unused(axes, len(drawn))
+    suptitle = f"{value} of each layer, one batch"
+    if missing:
+        suptitle += f"\nno {value} in: {', '.join(missing)}"
+    fig.suptitle(suptitle)
     return _finish(fig, path)
 
 

@@ -16,6 +16,7 @@ from minicnn.datasets import fashion_mnist
 from minicnn.kernels import Window
 from minicnn.models import load_model
 from minicnn.utils import to_categorical
+from snippets import blocks, same_shape
 
 CONV_SCRIPT = REPO / "examples" / "conv_from_maths_to_code.py"
 INSIDE_SCRIPT = REPO / "examples" / "inside_the_layers.py"
@@ -34,12 +35,20 @@ def test_conv_example_prints_the_labs_shapes_and_three_equal_results(tmp_path):
         assert any(line.strip().startswith(text) and line.endswith(shape) for line in stdout.splitlines()), text
     assert "(12544, 288)" in stdout and "(3136, 576)" in stdout      # the lab's second and third layer
     assert "[ 1  2  3  5  6  7  9 10 11]" in stdout                   # the first window of the tiny image
-    assert stdout.count("max |difference| from the loops = 0.0e+00   equal") == 6
+    assert stdout.count("max |difference| from the loops = 0.0e+00   equal") == 12     # 6 forward, 6 backward
+    assert "All equal: the loops over the formulas and the layer's backward" in stdout
     assert "All equal" in stdout and "DIFFERENT" not in stdout
-    assert re.search(r"conv2d(_\d+)?\+leaky_re_lu(_\d+)?\+max_pooling2d(_\d+)? +ConvActivationPool", stdout)
+    assert "[[4 6 6 6 6 4]\n [6 9 9 9 9 6]" in stdout                  # col2im(ones), 3x3 windows, 'same'
+    # step 5 names the layers as a fresh session does, whatever models were built before
+    assert re.search(r"^  conv2d\+leaky_re_lu\+max_pooling2d +ConvActivationPool$", stdout, flags=re.M)
+    assert re.search(r"^  conv2d_2\+leaky_re_lu_2\+max_pooling2d_2 +ConvActivationPool$", stdout, flags=re.M)
     assert "with model.fusion = False: 13 steps, one per layer" in stdout
     assert "fused vs layer by layer: equal to the last bit" in stdout
-    assert (tmp_path / "im2col.png").read_bytes().startswith(PNG_SIGNATURE)
+    for figure in ("im2col.png", "col2im_ones.png"):
+        assert (tmp_path / figure).read_bytes().startswith(PNG_SIGNATURE)
+    [sample] = [block for block in blocks(REPO / "README.md")          # the README shows this output
+                if block.note == "output of: python examples/conv_from_maths_to_code.py"]
+    assert same_shape(sample.text, stdout), "README.md: the sample output of conv_from_maths_to_code.py is stale"
 
 
 def test_conv_by_loops_on_a_hand_computed_example():
@@ -70,6 +79,58 @@ def test_conv_three_ways_agree_on_real_numbers(strides, padding):
                                    atol=1e-12)
 
 
+def integer_case(rng, strides, padding, shape=(2, 7, 6, 3), kernel_shape=(3, 2, 3, 4)):
+    """Small-integer x, kernel, bias and dz for a convolution: every sum is exact in float64."""
+    x = rng.integers(-4, 5, shape).astype(np.float64)
+    kernel = rng.integers(-3, 4, kernel_shape).astype(np.float64)
+    bias = rng.integers(-3, 4, kernel_shape[3]).astype(np.float64)
+    window = Window.over(shape[1:3], kernel_shape[:2], strides, padding)
+    dz = rng.integers(-4, 5, (shape[0], window.oh, window.ow, kernel_shape[3])).astype(np.float64)
+    return x, kernel, bias, dz, window
+
+
+@pytest.mark.parametrize("strides, padding", [((1, 1), "same"), ((2, 1), "same"), ((3, 3), "valid"),
+                                              ((1, 2), "valid"), ((2, 2), "same")])
+def test_conv_backward_by_loops_is_the_layers_to_the_last_bit(strides, padding):
+    """d_kernel, d_bias and dx by loops over the formulas equal the layer's backward bit for bit."""
+    conv = load_example("conv_from_maths_to_code")
+    x, kernel, bias, dz, window = integer_case(np.random.default_rng(7), strides, padding)
+    loops = conv.conv2d_backward_loops(x, kernel, dz, window)
+    ways = [conv.conv2d_layer_backward(x, kernel, bias, dz, strides, padding),
+            conv.conv2d_backward_im2col(x, kernel, dz, window, kernels.reference.im2col, kernels.reference.col2im),
+            conv.conv2d_backward_im2col(x, kernel, dz, window, kernels.im2col, kernels.col2im)]
+    for grads in ways:
+        for got, want in zip(grads, loops):
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes()
+
+
+def test_conv_backward_loops_on_a_hand_computed_example():
+    """One image 3x3, one 2x2 filter of ones, no padding: dz = 1 everywhere.
+    d_kernel[i, j] sums the pixels that kernel cell (i, j) saw; dx counts the windows over each pixel."""
+    conv = load_example("conv_from_maths_to_code")
+    x = np.arange(1.0, 10.0).reshape(1, 3, 3, 1)                      # [[1,2,3],[4,5,6],[7,8,9]]
+    kernel = np.ones((2, 2, 1, 1))
+    window = Window.over((3, 3), (2, 2), (1, 1), "valid")
+    d_kernel, d_bias, dx = conv.conv2d_backward_loops(x, kernel, np.ones((1, 2, 2, 1)), window)
+    np.testing.assert_array_equal(d_kernel[:, :, 0, 0], [[1 + 2 + 4 + 5, 2 + 3 + 5 + 6],
+                                                         [4 + 5 + 7 + 8, 5 + 6 + 8 + 9]])
+    np.testing.assert_array_equal(d_bias, [4])                         # four output pixels
+    np.testing.assert_array_equal(dx[0, :, :, 0], [[1, 2, 1], [2, 4, 2], [1, 2, 1]])
+
+
+@pytest.mark.parametrize("strides, padding", [((1, 1), "same"), ((2, 2), "valid"), ((1, 1), "valid"),
+                                              ((2, 2), "same")])
+def test_windows_per_pixel_counts_the_windows_that_read_each_pixel(strides, padding):
+    conv = load_example("conv_from_maths_to_code")
+    counts = conv.windows_per_pixel(6, 5, (3, 3), strides, padding)
+    window = Window.over((6, 5), (3, 3), strides, padding)
+    image = np.arange(30.0).reshape(1, 6, 5, 1) + 1                    # every pixel a different value
+    col = kernels.reference.im2col(image, window)
+    expected = np.array([[np.count_nonzero(col == image[0, h, w, 0]) for w in range(5)] for h in range(6)])
+    np.testing.assert_array_equal(counts, expected)
+    assert counts.sum() == window.oh * window.ow * 9 - np.count_nonzero(col == 0)   # padding cells dropped
+
+
 # --- inside_the_layers.py ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def inside_runs(tmp_path_factory):
@@ -92,6 +153,7 @@ def test_inside_example_prints_every_table(inside_runs):
         assert f"{s['name']} ({s['type']})" in stdout
     assert "|dL/dout| on its way back, from leaky_re_lu_3 to conv2d:" in stdout
     assert "whole step" in stdout and "ok: all 11 arrays agree" in stdout
+    assert "'inputs < 0' is the share of that layer's inputs below 0" in stdout
 
 
 @needs_fashion_mnist

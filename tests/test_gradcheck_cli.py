@@ -3,25 +3,40 @@ import os
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from minicnn import backend, gradcheck, losses, optimizers
+from minicnn import activations, backend, gradcheck, losses, optimizers
 from minicnn.lab import lab_model
 from minicnn.layers import BatchNormalization, Conv2D, Dense, Flatten, LeakyReLU, MaxPooling2D
 from minicnn.models import Sequential
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = ["--image-size", "8", "--max-elements", "8"]     # the lab's layers on 8x8 images: a few seconds
-ROW = re.compile(r"^(\S.*?|\s+)\s{2,}(x|kernel|bias|gamma|beta)\s+(\([\d, ]*\))\s+(\d+)\s+(\S+)\s+(ok|FAIL)$")
+ROW = re.compile(r"^(\S.*?|\s+)\s{2,}(x|kernel|bias|gamma|beta)\s+(\([\d, ]*\))\s+(\d+)\s+(\S+)\s+(ok|FAIL|kink)"
+                 r"(  WARNING: .*)?$")
+PER_LAYER = "each layer on its own"
 LAB_ARRAYS = 11    # the input and a kernel and a bias for each of the 5 layers with weights
 
 
 def table_rows(out):
-    """[(array, shape, checked, error, status)] parsed from the printed table."""
-    return [(m[2], m[3], int(m[4]), float(m[5]), m[6]) for m in map(ROW.match, out.splitlines()) if m]
+    """[(array, shape, checked, error, status)] parsed from the whole-model table (the first)."""
+    return [(m[2], m[3], int(m[4]), float(m[5]), m[6]) for m in map(ROW.match, out.split(PER_LAYER)[0].splitlines())
+            if m]
+
+
+def own_rows(out):
+    """{'name (Type)': {array: status}} parsed from the per-layer table."""
+    rows, layer = {}, None
+    for line in out.split(PER_LAYER)[1].splitlines():
+        m = ROW.match(line)
+        if m:
+            layer = m[1] if m[1].strip() else layer
+            rows.setdefault(layer, {})[m[2]] = m[6]
+    return rows
 
 
 def warnings_by_layer(out):
@@ -145,3 +160,113 @@ def test_python_dash_m_runs_the_command():
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert len(table_rows(done.stdout)) == LAB_ARRAYS
+
+
+# --- a wrong backward pass, named ------------------------------------------------------------
+def test_a_patched_backward_fails_the_command_and_is_named(monkeypatch, capsys):
+    """The issue's case: LeakyReLU's backward returns dy. Fit would fuse the LeakyReLU layers away;
+    the command checks them, fails, and names them in the per-layer table."""
+    monkeypatch.setattr(activations.LeakyReLU, "backward", lambda self, dy, z, y: dy)
+    status = gradcheck.main(SMALL)
+    out = capsys.readouterr().out
+    assert status == 1 and "FAIL: " in out
+    rows = own_rows(out)
+    wrong = [layer for layer, statuses in rows.items() if "FAIL" in statuses.values()]
+    assert len(rows) == 13 and len(wrong) == 4 and all(layer.endswith(" (LeakyReLU)") for layer in wrong)
+    assert f"the backward passes of {', '.join(wrong)} are wrong" in out
+    assert "kink:" not in out                        # the failures are not blamed on a kink
+    status = gradcheck.main(SMALL + ["--fused"])     # the plan does not fuse the patched layers either
+    assert status == 1
+
+
+def test_per_layer_shows_every_layer_and_fused_says_so(capsys):
+    assert gradcheck.main(SMALL + ["--per-layer", "--fused"]) == 0
+    out = capsys.readouterr().out
+    rows = own_rows(out)
+    types = [label.split(" (")[1][:-1] for label in rows]
+    assert types == [type(layer).__name__ for layer in lab_model(input_shape=(8, 8, 1)).layers]
+    assert all(set(statuses.values()) == {"ok"} for statuses in rows.values())
+    assert all(set(statuses) == {"x", "kernel", "bias"} for label, statuses in rows.items() if "(Conv2D)" in label)
+    assert "run the plan as fit runs it, with its fused steps (--fused)" in out
+    assert "and so does every layer on its own" in out
+
+
+def kink_at_seed_0(path):
+    """A model whose hidden relu unit 0 has pre-activation exactly 0 on the first image of the batch
+    that the command draws with --seed 0, and not on the batch of --seed 1."""
+    backend.set_random_seed(0)
+    model = Sequential([Flatten(input_shape=(2, 2, 1)), Dense(3, activation="relu", name="hidden"),
+                        Dense(2, activation="softmax", name="out")])
+    model.compile(loss="categorical_crossentropy")
+    x, _ = gradcheck.random_batch(model, 2, np.random.default_rng(0))
+    kernel, bias = model.layers[1].get_weights()
+    bias[0] = -(x.reshape(2, 4)[0].astype(np.float32) @ kernel[:, 0])
+    model.layers[1].set_weights([kernel, bias])
+    model.save(path)
+
+
+def test_a_failure_at_a_kink_that_moves_away_is_the_kink(tmp_path, capsys):
+    kink_at_seed_0(tmp_path / "kink.h5")
+    status = gradcheck.main(["--model", str(tmp_path / "kink.h5"), "--max-elements", "0"])
+    out = capsys.readouterr().out
+    statuses = [row[4] for row in table_rows(out)]
+    assert statuses == ["kink", "kink", "kink", "ok", "ok"], out          # x, dense's kernel and bias feed the kink
+    assert status == 0
+    assert "passed on another batch (--seed 1)" in out and "it was the kink, not a bug" in out
+
+
+def test_a_failure_that_feeds_no_kink_is_not_blamed_on_one(tmp_path, capsys, monkeypatch):
+    """The same model, its last layer's backward wrong: those arrays feed no kink and simply fail."""
+    kink_at_seed_0(tmp_path / "kink.h5")
+    backward_linear = Dense.backward_linear
+
+    def wrong(self, dz):
+        dx = backward_linear(self, dz)
+        if self.activation.name == "softmax":
+            self.grads["kernel"] = 2 * self.grads["kernel"]
+        return dx
+    monkeypatch.setattr(Dense, "backward_linear", wrong)
+    status = gradcheck.main(["--model", str(tmp_path / "kink.h5"), "--max-elements", "0"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert [row[4] for row in table_rows(out)] == ["kink", "kink", "kink", "FAIL", "ok"], out
+    blamed_on_the_kink = out.split("kink:")[1].split("\n\n")[0]
+    assert "hidden/kernel" in blamed_on_the_kink and "out/" not in blamed_on_the_kink
+    assert "the backward pass of out (Dense) is wrong" in out
+
+
+# --- what the command refuses ------------------------------------------------------------------
+@pytest.mark.parametrize("eps", ["nan", "0", "-1e-6", "inf", "-inf", "tiny"])
+def test_a_nonsensical_eps_is_refused(eps, capsys):
+    with pytest.raises(SystemExit) as stop:
+        gradcheck.main([f"--eps={eps}"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --eps: must be a finite number > 0, such as 1e-06; got '{eps}'" in err
+
+
+def damaged_files(folder):
+    """A few damaged model files: {name: path}."""
+    model = lab_model(input_shape=(4, 4, 1))
+    good = folder / "good.h5"
+    model.save(good)
+    files = {"garbage": b"not a model at all", "empty": b"", "truncated": good.read_bytes()[:300]}
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name}.h5"
+        paths[name].write_bytes(data)
+    paths["bad config"] = folder / "config.h5"
+    with zipfile.ZipFile(good) as source, zipfile.ZipFile(paths["bad config"], "w") as target:
+        for item in source.infolist():
+            target.writestr(item, b"{not json" if item.filename == "config.json" else source.read(item))
+    return paths
+
+
+def test_a_damaged_model_file_gives_one_line_and_status_2(tmp_path, capsys):
+    for name, path in damaged_files(tmp_path).items():
+        status = gradcheck.main(["--model", str(path)])
+        captured = capsys.readouterr()
+        assert status == 2, name
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("python -m minicnn.gradcheck: error: --model: "), (name, lines)
+        assert "Traceback" not in captured.err and captured.out == ""

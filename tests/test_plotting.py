@@ -326,16 +326,30 @@ def test_plot_activation_histograms_counts_each_layers_values(tmp_path):
         np.testing.assert_allclose([p.get_x() for p in ax.patches], edges[:-1])
         assert ax.get_title().startswith(record.name + "\n")
     leaky = fig.axes[1]
-    assert f"{100 * np.mean(records[1].input < 0):.0f}% < 0" in leaky.get_title()
+    assert f"inputs < 0: {100 * np.mean(records[1].input < 0):.0f}%" in leaky.get_title()
+    assert "no output" not in fig._suptitle.get_text()
     assert_png(path)
 
 
 def test_plot_activation_histograms_of_gradients():
+    """Every layer but Flatten gets a panel; the last one, whose softmax is fused with the loss,
+    shows dL/dz and says so; a LeakyReLU panel says its share below 0 is of its inputs."""
     records = traced(conv_model())
     fig = plotting.plot_activation_histograms(records, value="grad_output", bins=10, log=True)
+    shown = [r for r in records if r.type != "Flatten"]
+    assert [ax.get_title().split("\n")[0].split(":")[0] for ax in fig.axes] == [r.name for r in shown]
     counts, _ = np.histogram(records[0].grad_output.ravel(), bins=10)
     np.testing.assert_array_equal([p.get_height() for p in fig.axes[0].patches], counts)
     assert fig.axes[0].get_yscale() == "log"
+    last, dense = fig.axes[-1], records[-1]
+    assert dense.grad_output is None and "dL/dz (softmax fused with the loss)" in last.get_title()
+    counts, _ = np.histogram(dense.grad_preactivation.ravel(), bins=10)
+    np.testing.assert_array_equal([p.get_height() for p in last.patches], counts)
+    share = 100 * np.mean(records[1].preactivation < 0)
+    assert f"inputs < 0: {share:.0f}%" in fig.axes[1].get_title()
+    preactivations = plotting.plot_activation_histograms(records, value="preactivation")
+    missing = [r.name for r in shown if r.preactivation is None]      # conv (linear), pooling
+    assert preactivations._suptitle.get_text().endswith("no preactivation in: " + ", ".join(missing))
     from minicnn import inspection
     forward_only = inspection.trace(conv_model(), np.zeros((1, 8, 8, 1)))
     with pytest.raises(ValueError, match="grad_output"):

@@ -17,6 +17,11 @@ class Conv2D(ActivationMixin, Layer):
               d_bias   = sum of dz over N, OH, OW                     backward_linear
               d_kernel = col^T @ dz            (the patches times the output gradient)
               dx       = col2im(dz @ kernel^T) (each patch's gradient added back in place)
+    Why: z = col @ kernel + bias is a Dense layer applied to every patch, with the same weights
+    for all of them. A weight used by every patch collects a gradient from each (d_kernel sums over
+    the patches, d_bias is a row sum), and a pixel copied into several overlapping patches collects
+    the gradients of all its copies, which is why col2im adds. Derivation in index notation:
+    docs/derivations/conv2d.md; the same sums as plain loops: examples/conv_from_maths_to_code.py.
     forward and backward themselves come from ActivationMixin (layers/base.py).
     """
     cached = ActivationMixin.cached + ("col",)

@@ -10,6 +10,8 @@ class MaxPooling2D(Layer):
     with -inf (28 -> 14, 7 -> 4 for a 2x2 pool), so padding never wins.
     backward: each output gradient goes to the input cell that won its window;
     on a tie, to the first such cell; overlapping windows add up.
+    Why: near its input, a max equals its winner, so d y / d winner = 1 and 0 for the
+    other cells (docs/derivations/maxpool.md). At a tie it has no derivative: a kink.
     """
     cached = ("argmax",)
 

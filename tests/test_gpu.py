@@ -135,7 +135,7 @@ def test_a_gradient_check_on_the_gpu(float64):
             layer.fixed_mask = cupy().asarray(layer.fixed_mask)
     xb, yb = model.prepare_batch(x, y)
     errors = gradcheck.check_model(model, xb, yb, max_elements=5, seed=8)
-    assert max(errors.values()) < 1e-6, errors
+    assert all(gradcheck.passed(error, 1e-6) for error in errors.values()), errors   # NaN never passes
 
 
 def test_the_kernels_dispatch_cupy_arrays_to_gpu_py():

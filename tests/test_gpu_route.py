@@ -86,4 +86,4 @@ def test_a_gradient_check_passes_through_the_gpu_kernels(kernels_chosen, float64
     y = np.array([1, 0])
     gradcheck.fix_dropout_masks(model, x.shape, rng)
     errors = gradcheck.check_model(model, x, y, max_elements=2, seed=11)   # the simulator is slow
-    assert max(errors.values()) < 1e-6, errors
+    assert all(gradcheck.passed(error, 1e-6) for error in errors.values()), errors   # NaN never passes

@@ -164,7 +164,7 @@ def test_whole_lab_model_gradients(float64):
     y = to_categorical([3, 7], 10)
     errors = gradcheck.check_model(model, x, y, max_elements=12, seed=1)
     assert len(errors) == 11
-    assert max(errors.values()) < 1e-6, errors
+    assert all(gradcheck.passed(error, 1e-6) for error in errors.values()), errors   # NaN never passes
 
 
 def test_whole_dropout_model_gradients_with_fixed_masks(float64):
@@ -177,7 +177,7 @@ def test_whole_dropout_model_gradients_with_fixed_masks(float64):
         if isinstance(layer, Dropout):
             layer.fixed_mask = (rng.random(shape) >= layer.rate) / (1 - layer.rate)
     errors = gradcheck.check_model(model, x, to_categorical([1, 4], 10), max_elements=20)
-    assert max(errors.values()) < 1e-6, errors
+    assert all(gradcheck.passed(error, 1e-6) for error in errors.values()), errors   # NaN never passes
 
 
 def test_progress_output_is_clean_lines_when_not_a_terminal():

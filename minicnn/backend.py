@@ -143,3 +143,53 @@ def get_rng_state():
 
 def set_rng_state(state):
     _RNG.bit_generator.state = state
+
+
+# --- Keras's backend helpers (keras.backend / tf.keras.backend, as scripts call them) ------------
+def epsilon():
+    """The fuzz factor, 1e-7: probabilities are clipped to [epsilon, 1 - epsilon] before a log."""
+    return 1e-7
+
+
+def image_data_format():
+    """Where image channels are: always 'channels_last', images (N, height, width, channels)."""
+    return "channels_last"
+
+
+def set_image_data_format(data_format):
+    """Accepts 'channels_last' only: minicnn has no channels-first layout."""
+    if data_format != "channels_last":
+        raise ValueError(f"minicnn is channels-last only: images are (N, height, width, channels); "
+                         f"set_image_data_format got {data_format!r}, expected 'channels_last'")
+
+
+def clear_session():
+    """Start layer names afresh (dense, dense_1... again), as Keras's clear_session does."""
+    from minicnn.layers.base import reset_names  # layers import this module: import it when called
+    reset_names()
+
+
+def get_value(x):
+    """The value of x: the learning rate (optimizer.learning_rate, optimizer.lr) as a float,
+    a NumPy copy of an array, a number as it is."""
+    if hasattr(x, "numpy") and hasattr(x, "assign"):   # variable-like: the optimizer's LearningRate
+        return x.numpy()
+    if isinstance(x, np.ndarray) or is_gpu_array(x):
+        return to_numpy(x).copy()
+    if isinstance(x, (int, float, np.number)) and not isinstance(x, bool):
+        return x
+    raise TypeError(f"get_value: expected an optimizer's learning rate, an array or a number, got "
+                    f"{type(x).__name__}")
+
+
+def set_value(x, value):
+    """Set x to value: the learning rate (set_value(model.optimizer.lr, 0.001)), or an array's
+    values, written in place (value must broadcast to its shape)."""
+    if hasattr(x, "numpy") and hasattr(x, "assign"):
+        x.assign(value)
+    elif isinstance(x, np.ndarray) or is_gpu_array(x):
+        x[...] = get_array_module(x).asarray(value, dtype=x.dtype)
+    else:
+        raise TypeError(f"set_value: expected an optimizer's learning rate or an array to change in place, got "
+                        f"{type(x).__name__}; a {type(x).__name__} cannot be changed in place: assign the "
+                        "attribute instead (e.g. model.optimizer.learning_rate = 0.001)")

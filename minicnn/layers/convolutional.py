@@ -1,5 +1,5 @@
 """Conv2D by im2col: every output pixel is one row of a matrix product."""
-from minicnn import activations, kernels
+from minicnn import activations, kernels, regularizers
 from minicnn import initializers as init_module
 from minicnn.layers.base import ActivationMixin, Layer, as_pair, check_padding, check_window, sliding_window
 from minicnn.utils.checks import check_bool, check_int
@@ -17,6 +17,8 @@ class Conv2D(ActivationMixin, Layer):
               d_bias   = sum of dz over N, OH, OW                     backward_linear
               d_kernel = col^T @ dz            (the patches times the output gradient)
               dx       = col2im(dz @ kernel^T) (each patch's gradient added back in place)
+              with kernel_regularizer / bias_regularizer, d_kernel and d_bias also get the
+              penalty's gradient (minicnn/regularizers.py), in backward_correlate
     Why: z = col @ kernel + bias is a Dense layer applied to every patch, with the same weights
     for all of them. A weight used by every patch collects a gradient from each (d_kernel sums over
     the patches, d_bias is a row sum), and a pixel copied into several overlapping patches collects
@@ -28,7 +30,8 @@ class Conv2D(ActivationMixin, Layer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         if data_format not in (None, "channels_last"):
             raise ValueError(f"Conv2D: only data_format='channels_last' (NHWC) is supported, got {data_format!r}")
@@ -42,6 +45,8 @@ class Conv2D(ActivationMixin, Layer):
         self.use_bias = check_bool(use_bias, "use_bias", "Conv2D")
         self.kernel_initializer = init_module.get(kernel_initializer)
         self.bias_initializer = init_module.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -89,11 +94,15 @@ class Conv2D(ActivationMixin, Layer):
 
     def backward_correlate(self, dz):
         """The convolution's part of backward: fills grads["kernel"], returns dx (None when the
-        model needs no input gradient, as for its first layer)."""
+        model needs no input gradient, as for its first layer).
+
+        Called after grads["bias"] is set (by backward_linear, or by the fused step in plan.py),
+        it also adds the penalties' gradients to both, so that fused and unfused runs agree."""
         f = self.filters
         kernel = self.params["kernel"]
         dz = dz.reshape(-1, f)                                                 # (N*OH*OW, F)
         self.grads["kernel"] = (self.col.T @ dz).reshape(kernel.shape)         # (KH, KW, C, F)
+        self.add_regularization_gradients()          # + d penalty / d weight, if a regularizer is set
         if not self.input_gradient:
             return None
         # kernel^T copied to its own contiguous array (it is small): OpenBLAS multiplies by it
@@ -107,4 +116,6 @@ class Conv2D(ActivationMixin, Layer):
                 "strides": list(self.strides), "padding": self.padding,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": init_module.serialize(self.kernel_initializer),
-                "bias_initializer": init_module.serialize(self.bias_initializer)}
+                "bias_initializer": init_module.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}

@@ -1,7 +1,8 @@
-"""Dense, Flatten, Dropout and Activation."""
+"""Dense, Flatten, Dropout, Activation, Reshape and Rescaling."""
 import math
+import numbers
 
-from minicnn import activations, backend, kernels
+from minicnn import activations, backend, kernels, regularizers
 from minicnn import initializers as init_module
 from minicnn.backend import get_array_module
 from minicnn.layers.base import ActivationMixin, Layer
@@ -14,19 +15,23 @@ class Dense(ActivationMixin, Layer):
     x (N, in), kernel (in, units), bias (units,) -> y (N, units).
     forward:  z = x @ kernel + bias (linear), y = activation(z)
     backward: dz = activation'(z) * dy, then (backward_linear)
-              d_kernel = x^T @ dz, d_bias = sum_N dz, dx = dz @ kernel^T.
+              d_kernel = x^T @ dz, d_bias = sum_N dz, dx = dz @ kernel^T;
+              with kernel_regularizer / bias_regularizer, plus the penalty's gradient
+              (d_kernel += 2 * l2 * kernel for l2(l2): minicnn/regularizers.py).
     forward and backward themselves come from ActivationMixin (layers/base.py).
     """
     cached = ActivationMixin.cached + ("x",)
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, **kwargs):
         super().__init__(**kwargs)
         self.units = check_int(units, "units", "Dense")
         self.activation = activations.get(activation)
         self.use_bias = check_bool(use_bias, "use_bias", "Dense")
         self.kernel_initializer = init_module.get(kernel_initializer)
         self.bias_initializer = init_module.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def build(self, input_shape):
         if len(input_shape) != 2:
@@ -54,6 +59,7 @@ class Dense(ActivationMixin, Layer):
         self.grads["kernel"] = self.x.T @ dz     # (in, units)
         if self.use_bias:
             self.grads["bias"] = kernels.sum_rows(dz)  # (units,): dz summed over the batch
+        self.add_regularization_gradients()      # + d penalty / d weight, if a regularizer is set
         if not self.input_gradient:
             return None
         return dz @ self.params["kernel"].T      # dx: (N, in)
@@ -62,7 +68,9 @@ class Dense(ActivationMixin, Layer):
         return {**super().get_config(), "units": self.units,
                 "activation": activations.serialize(self.activation), "use_bias": self.use_bias,
                 "kernel_initializer": init_module.serialize(self.kernel_initializer),
-                "bias_initializer": init_module.serialize(self.bias_initializer)}
+                "bias_initializer": init_module.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
 
 class Flatten(Layer):
@@ -133,3 +141,73 @@ class Activation(ActivationMixin, Layer):
 
     def get_config(self):
         return {**super().get_config(), "activation": activations.serialize(self.activation)}
+
+
+class Reshape(Layer):
+    """(N, *input) -> (N, *target_shape), the same values in the same (row-major) order.
+
+    One entry of target_shape may be -1: it takes the size that keeps the number of values,
+    as in Keras (Reshape((-1, 1)) turns (N, 784) into (N, 784, 1)).
+    backward: dx = dy reshaped back to the input's shape.
+    """
+    cached = ("x_shape",)
+
+    def __init__(self, target_shape, **kwargs):
+        super().__init__(**kwargs)
+        sizes = tuple(target_shape) if isinstance(target_shape, (tuple, list)) else None
+        if (not sizes or not all(isinstance(size, numbers.Integral) and not isinstance(size, bool)
+                                 and (size > 0 or size == -1) for size in sizes)
+                or sizes.count(-1) > 1):
+            raise ValueError(f"Reshape: target_shape must be a tuple of positive ints with at most one -1, "
+                             f"such as (7, 7, 16) or (-1, 1), got {target_shape!r}")
+        self.target_shape = tuple(int(size) for size in sizes)
+
+    def compute_output_shape(self, input_shape):
+        """(batch,) + target_shape, its -1 resolved; a ValueError when the sizes do not match."""
+        values = math.prod(input_shape[1:])
+        known = math.prod(size for size in self.target_shape if size != -1)
+        if -1 in self.target_shape and values % known == 0:
+            shape = tuple(values // known if size == -1 else size for size in self.target_shape)
+        elif -1 not in self.target_shape and values == known:
+            shape = self.target_shape
+        else:
+            raise ValueError(f"layer {self.name!r} (Reshape) cannot reshape an input of shape "
+                             f"{tuple(input_shape)} ({values} values per sample) into {self.target_shape}")
+        return (input_shape[0],) + shape
+
+    def build(self, input_shape):
+        self.output_sample_shape = self.compute_output_shape(input_shape)[1:]   # fails early
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        self.x_shape = x.shape
+        return x.reshape((x.shape[0],) + self.output_sample_shape)
+
+    def backward(self, dy):
+        return dy.reshape(self.x_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Rescaling(Layer):
+    """y = x * scale + offset, e.g. Rescaling(1 / 255) for pixels in [0, 255]. No weights.
+
+    backward: dx = scale * dy (the offset does not depend on x).
+    """
+
+    def __init__(self, scale, offset=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = check_number(scale, "scale", "Rescaling")
+        self.offset = check_number(offset, "offset", "Rescaling")
+
+    def forward(self, x, training=False):
+        if x.dtype.kind != "f":           # uint8 pixels: to floatx, as Keras casts them (not float64)
+            x = x.astype(backend.floatx())
+        return x * self.scale + self.offset
+
+    def backward(self, dy):
+        return dy * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}

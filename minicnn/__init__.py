@@ -6,7 +6,7 @@ Keras-compatible API on NumPy (CPU) or CuPy (GPU). Start with
 __version__ = "0.1.0"
 
 from minicnn import backend, activations, initializers, losses, optimizers, kernels  # noqa: E402
-from minicnn import layers, callbacks, plan, models, utils, datasets  # noqa: E402
+from minicnn import layers, callbacks, plan, models, utils, datasets, metrics, regularizers  # noqa: E402
 from minicnn.models import Sequential, Model, Input, load_model  # noqa: E402
 from minicnn import lab  # noqa: E402
 
@@ -17,13 +17,24 @@ def __getattr__(name):
     if name in ("gradcheck", "inspection", "plotting"):
         import importlib
         return importlib.import_module(f"minicnn.{name}")
+    if name in KERAS_MODULES_NOT_IN_MINICNN:
+        raise AttributeError(f"minicnn does not support keras.{name} (minicnn.{name}); see the Keras "
+                             "compatibility table in README.md")
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
+
+
+# Parts of Keras that minicnn leaves out: asking for one says so (see README's compatibility table).
+KERAS_MODULES_NOT_IN_MINICNN = (
+    "applications", "preprocessing", "mixed_precision", "ops", "random", "constraints", "quantizers",
+    "distribution", "export", "tree", "wrappers", "visualization", "legacy", "dtype_policies", "saving",
+    "config", "Function", "KerasTensor", "Variable", "StatelessScope", "RematScope",
+)
 
 
 # Only what `import minicnn` has loaded already: `from minicnn import *` pulls in no
 # matplotlib (plotting) and shadows no standard module.
 __all__ = [
     "backend", "activations", "initializers", "losses", "optimizers", "kernels", "layers",
-    "callbacks", "plan", "models", "lab", "utils", "datasets",
+    "callbacks", "plan", "models", "lab", "utils", "datasets", "metrics", "regularizers",
     "Sequential", "Model", "Input", "load_model", "__version__",
 ]

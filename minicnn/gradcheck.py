@@ -149,28 +149,35 @@ def _check(layer, x, loss, backward, eps, max_elements, seed):
     central differences of loss() w.r.t. x and each of the layer's params (x is perturbed in place)."""
     layer.input_gradient = True        # a model's first layer skips dx in training; here we check it
     dx = backward()
-    analytic = {"x": dx, **{k: v.copy() for k, v in layer.grads.items()}}
-    return _compare({"x": x, **layer.params}, analytic, loss, eps, max_elements, seed)
+    if isinstance(x, list):            # a layer with several inputs (Add): x0, x1, ...
+        inputs, dx = {f"x{i}": a for i, a in enumerate(x)}, {f"x{i}": d for i, d in enumerate(dx)}
+    else:
+        inputs, dx = {"x": x}, {"x": dx}
+    analytic = {**dx, **{k: v.copy() for k, v in layer.grads.items()}}
+    return _compare({**inputs, **layer.params}, analytic, loss, eps, max_elements, seed)
 
 
 def check_layer(layer, x, training=True, eps=DEFAULT_EPS, max_elements=None, seed=0, verbose=False):
     """Check layer.backward against central differences at input x (float64).
 
     The scalar checked is L = sum(layer.forward(x) * R), R a fixed random array,
-    so dL/dy = R is what backward receives.
+    so dL/dy = R is what backward receives. A layer with several inputs (Add) takes a list x.
     """
     eps = check_eps(eps)
-    x = x.copy()
+    many = isinstance(x, (list, tuple))
+    inputs = [a.copy() for a in x] if many else [x.copy()]
+    x = inputs if many else inputs[0]
+    shapes = [tuple(a.shape) for a in inputs]
     if not layer.built:
-        layer.build((None,) + tuple(x.shape[1:]))
-    _require_float64(x, *layer.params.values())
-    xp = backend.get_array_module(x)
+        layer.build([(None,) + s[1:] for s in shapes] if many else (None,) + shapes[0][1:])
+    _require_float64(*inputs, *layer.params.values())
+    xp = backend.get_array_module(inputs[0])
     # R's own random stream: drawn from `seed` alone, R could equal a test input made with the same seed
     rng = np.random.default_rng((seed, R_STREAM))
-    r = xp.asarray(rng.standard_normal(layer.compute_output_shape(x.shape)))
+    r = xp.asarray(rng.standard_normal(layer.compute_output_shape(shapes if many else shapes[0])))
 
-    def loss():
-        return (layer.forward(x, training=training) * r).sum()
+    def loss():     # the layer's weight penalty (kernel_regularizer...) is part of what backward differentiates
+        return (layer.forward(x, training=training) * r).sum() + layer.regularization_loss()
 
     def backward():
         layer.forward(x, training=training)
@@ -189,7 +196,7 @@ def _check_softmax_step(step, x, y, loss_function, eps, max_elements, seed):
 
     def loss():
         step.forward(x)
-        return loss_function.forward_from_logits(y, step.z)
+        return loss_function.forward_from_logits(y, step.z) + step.layer.regularization_loss()
 
     def backward():
         p = step.forward(x)
@@ -268,7 +275,8 @@ def check_layers(model, x, y, training=True, eps=DEFAULT_EPS, max_elements=None,
         steps = model.plan.steps          # one per layer
     errors = {}
     for layer, step, record in zip(model.layers, steps, records):
-        x_in = backend.to_device(record.input, model.device)
+        x_in = (backend.to_device(record.input, model.device) if not isinstance(record.input, list)
+                else [backend.to_device(a, model.device) for a in record.input])
         if isinstance(step, SoftmaxCrossEntropy):
             errors[layer.name] = _check_softmax_step(step, x_in, y, model.loss, eps, max_elements, seed)
         else:

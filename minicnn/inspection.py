@@ -61,6 +61,9 @@ def _batch(model, x, y, what):
 
 
 def _numpy_copy(array):
+    """A NumPy copy of an array (or of each array of a list: the inputs of an Add layer)."""
+    if isinstance(array, (list, tuple)):
+        return [_numpy_copy(item) for item in array]
     return None if array is None else np.array(backend.to_numpy(array))
 
 
@@ -185,7 +188,7 @@ def _layer_stats(record):
     for attribute, array in [("grad_output_norm", record.grad_output), ("grad_input_norm", record.grad_input),
                              ("grad_preactivation_norm", record.grad_preactivation)]:
         if array is not None:
-            setattr(result, attribute, l2_norm([array]))
+            setattr(result, attribute, l2_norm(array if isinstance(array, list) else [array]))
     if record.grads:
         result.grad_norms = {key: l2_norm([g]) for key, g in record.grads.items()}
         result.grad_norm = l2_norm(record.grads.values())

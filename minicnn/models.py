@@ -15,9 +15,11 @@ Inputs are checked at the boundary (fit, evaluate, predict, train_on_batch) befo
 anything changes, and a step whose loss, gradients or update is NaN or infinite changes
 nothing and is reported.
 """
+import collections.abc
 import contextlib
 import math
 import numbers
+import types
 import warnings
 import weakref
 
@@ -25,27 +27,36 @@ import numpy as np
 
 from minicnn import backend, losses, optimizers, saving
 from minicnn import callbacks as callbacks_module
+from minicnn import metrics as metrics_module
 from minicnn.layers.base import Layer, SymbolicTensor, assign_weights, check_shape, unique_name
-from minicnn.plan import make_plan, replaced
+from minicnn.layers.functional import Input, InputLayer
+from minicnn.plan import INPUT, make_plan, replaced
+from minicnn.utils import checks
 from minicnn.utils.checks import check_bool, check_int, check_number
 
-METRIC_NAMES = ("accuracy", "acc")
 DEFAULT_BATCH_SIZE = 32  # Keras's default for fit, evaluate and predict
 # minicnn checks losses and outputs for NaN and inf itself and says what went wrong, so
 # NumPy's overflow warnings from inside a diverging step are only noise: they are silenced there.
 QUIET_FLOATS = {"over": "ignore", "invalid": "ignore", "divide": "ignore"}
-# One-hot or probability targets sum to 1 per row; the fused softmax gradient (p - y) / N
-# relies on it. The tolerance allows for float32 rounding in soft labels.
-ROW_SUM_TOLERANCE = 1e-3
 
 
-def Input(shape, batch_size=None, name=None):
-    """The start of a functional model: Input(shape=(28, 28, 1)). Returns a SymbolicTensor."""
-    return SymbolicTensor((batch_size,) + check_shape(shape, "shape", "Input"))
+__all__ = ["Model", "Sequential", "Input", "InputLayer", "load_model", "INPUT"]
 
 
 class Model:
-    """A chain of layers. Model(inputs=Input(...), outputs=...) or, more often, Sequential()."""
+    """Layers wired into one network: Model(inputs=Input(...), outputs=...) (the functional
+    API, skip connections included) or, more often, Sequential(), a chain of layers.
+
+    model.layers holds the layers in the order they run; model.connections says where each
+    one's input comes from (see connections)."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "call" in vars(cls):
+            raise TypeError(
+                f"minicnn does not support subclassed models with call() (in {cls.__name__}): minicnn needs "
+                "each layer's backward pass, which a free-form call() does not give; build the network with "
+                "Sequential or Model(inputs, outputs), or write a Layer with forward and backward (see README)")
 
     def __init__(self, inputs=None, outputs=None, name=None):
         self.name = name or unique_name("model")
@@ -64,14 +75,62 @@ class Model:
         self.rng_state = None      # the random generator state a loaded checkpoint brings (see fit)
         self.fusion = True         # run Conv2D -> LeakyReLU -> MaxPooling2D as one step (plan.py)
         self._plans = {}           # fusion on / off -> (what the plan was made from, the plan)
+        self._graph = None         # a functional model's connections, when they are not a chain
+        self.input_name = None     # the name of a functional model's Input (its summary row)
         if inputs is not None or outputs is not None:
-            if not isinstance(inputs, SymbolicTensor) or not isinstance(outputs, SymbolicTensor):
-                raise TypeError("Model(inputs, outputs) expects the results of Input(...) and of layers called on it")
-            if outputs.layers[:len(inputs.layers)] != inputs.layers:
-                raise ValueError("Model: outputs must be computed from inputs by a chain of layers")
-            _check_each_layer_once(outputs.layers[len(inputs.layers):])
-            self.layers = outputs.layers[len(inputs.layers):]
+            inputs, outputs = _one_tensor(inputs, "inputs"), _one_tensor(outputs, "outputs")
+            layers, connections = _read_graph(inputs, outputs)
+            self.layers = layers
+            self._graph = None if connections == _chain(len(layers)) else connections
+            self.input_name = inputs.name
             self.build(inputs.shape)
+
+    @property
+    def connections(self):
+        """Where each layer's input comes from: connections[i] is a tuple of indices into
+        model.layers (INPUT, -1, for the model's input), one per input of layers[i]. A chain
+        (every Sequential) is [(INPUT,), (0,), (1,), ...]; a skip connection shows as a layer
+        with two inputs, e.g. Add at (3, 1)."""
+        if self._graph is None:
+            return _chain(len(self.layers))
+        if len(self._graph) != len(self.layers):
+            raise ValueError(f"model {self.name!r}: model.layers was changed by hand, and no longer matches the "
+                             "graph of the functional model; build a new Model(inputs, outputs) instead")
+        return self._graph
+
+    @connections.setter
+    def connections(self, connections):
+        """Rewire the layers (load_model does); None or a chain means a chain."""
+        connections = None if connections is None else [tuple(inputs) for inputs in connections]
+        self._graph = None if connections is None or connections == _chain(len(self.layers)) else connections
+        self._plans = {}
+
+    @property
+    def trainable(self):
+        """False when no layer of the model trains (Keras's switch for freezing a model)."""
+        return any(layer.trainable for layer in self.layers) or not self.layers
+
+    @trainable.setter
+    def trainable(self, value):
+        """model.trainable = False freezes every layer (e.g. a model used inside another, before
+        compiling that one); True unfreezes them all."""
+        value = check_bool(value, "trainable", f"model {self.name!r}")
+        for layer in self.layers:
+            layer.trainable = value
+
+    def get_layer(self, name=None, index=None):
+        """A layer by its name, or by its position in model.layers."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give either name=... or index=...")
+        if index is not None:
+            if not isinstance(index, numbers.Integral) or not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"get_layer: index {index!r} is out of range; the model has {len(self.layers)} "
+                                 "layers")
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"get_layer: no layer named {name!r}; the model has {[l.name for l in self.layers]}")
 
     # --- building ------------------------------------------------------------------
     @property
@@ -88,18 +147,21 @@ class Model:
             raise ValueError(f"build: input_shape must start with the batch axis, e.g. (None, 28, 28, 1), "
                              f"got {input_shape!r}")
         sample_shape = check_shape(input_shape[1:], "input_shape", "build")
-        shape = (None,) + sample_shape
+        shapes = {INPUT: (None,) + sample_shape}    # the output shape of each layer (by index)
+        shape = shapes[INPUT]
         newly_built = []
         rng_state = backend.get_rng_state()
         try:
-            for layer in self.layers:
+            for index, (layer, inputs) in enumerate(zip(self.layers, self.connections)):
+                arriving = [shapes[source] for source in inputs]
+                shape = arriving if layer.takes_list else arriving[0]
                 if layer.built:
                     layer.check_input_shape(shape)
                 else:
                     newly_built.append(layer)
                     layer.build(shape)
                     layer.to(self.device)
-                shape = layer.compute_output_shape(shape)
+                shape = shapes[index] = layer.compute_output_shape(shape)
                 layer.output_shape = shape
         except BaseException:
             for layer in newly_built:  # no half-built layer is left behind
@@ -134,8 +196,10 @@ class Model:
             raise
 
     # --- compile ---------------------------------------------------------------------
-    def compile(self, optimizer="adam", loss=None, metrics=None):
-        """Choose the optimizer, the loss and the metrics (only 'accuracy'), by name or object."""
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Choose the optimizer, the loss and the metrics, by name or object (see minicnn.metrics).
+        Keras's other arguments (run_eagerly, jit_compile...) are accepted at their defaults."""
+        checks.refuse_arguments("compile", kwargs, COMPILE_ARGUMENTS)
         # Everything is checked and made first, and only then put in place: a compile that
         # raises leaves the optimizer (and its state), the loss and the metrics as they were.
         if loss is None:
@@ -146,14 +210,22 @@ class Model:
             metrics = [metrics]
         if metrics is not None and not isinstance(metrics, (list, tuple)):
             raise TypeError(f"compile: metrics must be a list such as ['accuracy'], got {metrics!r}")
-        metrics = list(metrics or [])
-        for metric in metrics:
-            if metric not in METRIC_NAMES:
-                raise ValueError(f"compile: unknown metric {metric!r}; minicnn supports {list(METRIC_NAMES)}")
+        try:
+            new_metrics = [metrics_module.get(metric, new_loss) for metric in metrics or []]
+        except ValueError as error:
+            raise ValueError(f"compile: {error}") from None
+        names = [metric.name for metric in new_metrics]
+        if len(set(names)) < len(names) or "loss" in names:
+            raise ValueError(f"compile: metrics {names} would log two values under one name")
         self._check_optimizer_is_free(new_optimizer)
         self.optimizer, self.loss = new_optimizer, new_loss
-        self.metrics = ["accuracy"] if metrics else []
+        self.metrics = new_metrics
         new_optimizer.owner = weakref.ref(self)
+
+    @property
+    def metrics_names(self):
+        """['loss'] and the name of every metric: the order evaluate returns them in."""
+        return ["loss"] + [metric.name for metric in self.metrics]
 
     def _check_optimizer_is_free(self, optimizer):
         """An optimizer keeps state (Adam's m and v) for one model's weights: refuse one that
@@ -195,11 +267,12 @@ class Model:
         """The steps forward and backward run (minicnn/plan.py), made again only when the
         layers, the loss or `fusion` have changed since the last one."""
         fusion = bool(self.fusion)
-        key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss))
+        connections = tuple(self.connections)
+        key = (tuple(map(id, self.layers)), tuple(map(replaced, self.layers)), id(self.loss), connections)
         made_from, plan = self._plans.get(fusion, (None, None))
         if key != made_from:        # one plan kept per fusion setting: switching back and forth remakes none
             _check_each_layer_once(self.layers)   # model.layers may have been changed by hand
-            plan = make_plan(self.layers, self.loss, fusion)
+            plan = make_plan(self.layers, self.loss, fusion, None if self._graph is None else connections)
             self._plans[fusion] = (key, plan)
         return plan
 
@@ -218,33 +291,38 @@ class Model:
         backend.check_same_device(x, self.device, "forward")
         return self.plan.forward(x, training=training, observers=observers)
 
-    def compute_loss(self, x, y, training=False):
-        """The mean loss on one batch (x, y already on the model's device), without backward."""
+    def compute_loss(self, x, y, training=False, sample_weight=None):
+        """The mean loss on one batch (x, y already on the model's device), without backward;
+        weight penalties (kernel_regularizer...) included."""
         backend.check_same_device(x, self.device, "compute_loss")
         plan = self.plan
         plan.forward(x, training=training)
-        return plan.loss(y)
+        return plan.loss(y, sample_weight)
 
-    def compute_gradients(self, x, y, training=True, input_gradient=True, observers=()):
+    def compute_gradients(self, x, y, training=True, input_gradient=True, observers=(), sample_weight=None):
         """Forward, loss and backward for one batch, without updating the weights.
 
         Fills every layer's `grads` and returns (loss, y_pred, dx), dx = d loss / d x.
         Training passes input_gradient=False: then the first layer may skip dx (None).
-        `observers` (plan.Observer) are told about every step on the way.
+        `observers` (plan.Observer) are told about every step on the way. `sample_weight`
+        (N,) weighs each sample's loss (see losses.py).
         """
         backend.check_same_device(x, self.device, "compute_gradients")
-        self.layers[0].input_gradient = input_gradient
+        for layer, inputs in zip(self.layers, self.connections):
+            # only a layer the model's input goes into may skip dx; every other layer must compute it
+            # (it may have been a first layer before: of a model now used inside this one)
+            layer.input_gradient = input_gradient if INPUT in inputs else True
         plan = self.plan
         y_pred = plan.forward(x, training=training, observers=observers)
-        loss = plan.loss(y)
-        dx = plan.backward(y, observers=observers)
+        loss = plan.loss(y, sample_weight)
+        dx = plan.backward(y, observers=observers, sample_weight=sample_weight)
         return loss, y_pred, dx
 
     def trainable_params(self):
         """[(layer, name)] of every trainable parameter, in layer order."""
         return [(layer, key) for layer in self.layers if layer.trainable for key in layer.params]
 
-    def train_step(self, x, y, observers=()):
+    def train_step(self, x, y, observers=(), sample_weight=None):
         """One optimizer step on a batch already on the model's device (as fit runs it).
 
         Returns (loss as a float, y_pred, problem): problem is None, or says what went wrong.
@@ -263,7 +341,7 @@ class Model:
         try:
             with np.errstate(**QUIET_FLOATS):
                 loss, y_pred, _ = self.compute_gradients(x, y, training=True, input_gradient=False,
-                                                         observers=observers)
+                                                         observers=observers, sample_weight=sample_weight)
             loss = float(loss)
             trained = self.trainable_params()
             pairs = [(layer.grads[key], layer.params[key]) for layer, key in trained]
@@ -315,44 +393,19 @@ class Model:
         y = _as_array(y, "y", what)
         if y.shape[0] != x.shape[0]:
             raise ValueError(f"{what}: x and y must have the same length, got {x.shape[0]} and {y.shape[0]}")
-        self._check_targets(y, what)
-        return x, y
+        return x, self._check_targets(y, what)
 
     def _prepare_targets(self, x, y, what):
         """For fit, evaluate and train_on_batch: the model is compiled, and x and y are given and checked."""
         self._check_compiled(what)
+        _refuse_containers(x, "x", what)
         if y is None:
             raise ValueError(f"{what}: y (the targets) is required")
         return self._prepare(x, y, what)
 
     def _check_targets(self, y, what):
-        """y must fit the loss: integer labels for the sparse loss, one-hot rows for the other."""
-        classes = self.output_shape[-1]
-        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
-            if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1) or not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(
-                    f"{what}: sparse_categorical_crossentropy expects integer labels of shape (N,), got "
-                    f"{y.dtype} of shape {y.shape}; for one-hot rows use loss='categorical_crossentropy', "
-                    "for whole numbers stored as floats use y.astype(int)"
-                )
-            if y.min() < 0 or y.max() >= classes:
-                raise ValueError(f"{what}: labels must be in [0, {classes - 1}], got {y.min()}..{y.max()}")
-            return
-        if y.ndim != 2 or y.shape[1] != classes:
-            hint = ""
-            if y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1):
-                hint = (" (these look like integer labels: convert them with minicnn.utils.to_categorical(y) "
-                        "or use loss='sparse_categorical_crossentropy')")
-            raise ValueError(
-                f"{what}: categorical_crossentropy expects one-hot targets of shape (N, {classes}), "
-                f"got shape {y.shape}{hint}"
-            )
-        row_sums = y.sum(axis=1, dtype=np.float64)
-        if y.min() < 0 or y.max() > 1 or np.abs(row_sums - 1).max() > ROW_SUM_TOLERANCE:
-            raise ValueError(
-                f"{what}: categorical_crossentropy expects one-hot (or probability) rows: values in [0, 1] "
-                f"summing to 1; got values {y.min()}..{y.max()} and row sums {row_sums.min():g}..{row_sums.max():g}"
-            )
+        """y must fit the loss (losses.py: each loss checks its targets); returns y as it takes them."""
+        return self.loss.check_targets(y, self.output_shape, what)
 
     def prepare_batch(self, x, y=None, what="prepare_batch"):
         """x (and y) checked as fit checks them, cast to floatx and moved to the model's device:
@@ -381,26 +434,23 @@ class Model:
         return self._to_batch(x), self._target_batch(y)
 
     def _target_batch(self, y, index=None):
-        sparse = isinstance(self.loss, losses.SparseCategoricalCrossentropy)
-        return self._to_batch(y, index, float_data=not sparse)
+        return self._to_batch(y, index, float_data=not self.loss.integer_targets)
 
-    def _correct(self, y, y_pred):
-        """How many rows the model classified right (argmax of y_pred vs the target)."""
-        xp = backend.get_array_module(y_pred)
-        predicted = y_pred.argmax(axis=-1)
-        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
-            truth = y.reshape(-1)
-        else:
-            truth = y.argmax(axis=-1)
-        return int(xp.count_nonzero(predicted == truth))
+    def _metric_sums(self, y, y_pred):
+        """{metric name: the sum of its per-sample values over the batch}, as Python floats."""
+        return {metric.name: float(metric.per_sample(y, y_pred).sum()) for metric in self.metrics}
 
     # --- training ---------------------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, **kwargs):
         """Train epochs initial_epoch, ..., epochs - 1 over (x, y); return a History.
 
-        history.history holds 'loss' and 'accuracy' per epoch, and 'val_loss',
-        'val_accuracy' when there is validation data ('acc' and 'val_acc' answer too).
+        history.history holds 'loss' and each metric ('accuracy'...) per epoch, and 'val_loss',
+        'val_accuracy'... when there is validation data ('acc' and 'val_acc' answer too).
+
+        sample_weight (N,) weighs each sample's loss; class_weight {class: weight} gives every
+        sample of a class that weight (both: multiplied). Metrics stay unweighted, as in Keras.
 
         Every argument is checked, and every callback's on_train_begin has run, before the
         first batch: a fit that fails there changes nothing (an unbuilt model stays unbuilt).
@@ -420,8 +470,10 @@ class Model:
         batches that ran, History marks that row (history.partial_epoch), and ModelCheckpoint
         saves nothing for it.
         """
+        checks.refuse_arguments("fit", kwargs, FIT_ARGUMENTS)
         with self._unbuilt_if_failing():
             x, y = self._prepare_targets(x, y, "fit")
+            weights = self._sample_weights(y, sample_weight, class_weight, "fit")
             batch_size = _check_batch_size(batch_size, "fit")
             epochs = check_int(epochs, "epochs", "fit", minimum=0)
             initial_epoch = check_int(initial_epoch, "initial_epoch", "fit", minimum=0)
@@ -435,17 +487,23 @@ class Model:
             callbacks = _check_callbacks(callbacks)
             shuffle = check_bool(shuffle, "shuffle", "fit")
             x, y, validation_data = self._split_validation(x, y, validation_split, validation_data)
+            if weights is not None:
+                weights, validation_weights = weights[:len(x)], weights[len(x):]
+                if validation_data is not None and len(validation_weights):
+                    validation_data = validation_data + (validation_weights,)  # validation_split's part
             self._check_optimizer_state("fit")
             x, y = self._resident(x, y)
             if validation_data is not None:
-                validation_data = self._resident(*validation_data)
+                validation_data = self._resident(*validation_data[:2]) + tuple(validation_data[2:])
 
+            # Keras's order: the user's callbacks first, so that what they add to the logs
+            # (ReduceLROnPlateau's learning rate...) reaches History and the progress bar.
             history = callbacks_module.History()
-            callback_list = [history] + callbacks
+            callback_list = callbacks + [history]
             if verbose:
                 callback_list.append(callbacks_module.ProgbarLogger(verbose))
             steps = math.ceil(len(x) / batch_size)
-            log_names = ["loss"] + list(self.metrics)
+            log_names = list(self.metrics_names)
             if validation_data is not None:
                 log_names += ["val_" + name for name in log_names]
             for callback in callback_list:
@@ -454,7 +512,7 @@ class Model:
             stop_training, self.stop_training = self.stop_training, False
             try:  # callbacks check what they can here (ModelCheckpoint's filepath, monitors...)
                 for callback in callback_list:
-                    callback.on_train_begin()
+                    callback.on_train_begin({})
             except BaseException:
                 self.stop_training = stop_training
                 raise
@@ -471,24 +529,65 @@ class Model:
             backend.set_rng_state(self.rng_state)  # resuming a checkpoint: replay its random draws
         self.rng_state = None
 
+        logs = {}
         for epoch in range(initial_epoch, epochs):
             self.completed_epochs, self.partial_epoch_batches = epoch, 0
             for callback in callback_list:
-                callback.on_epoch_begin(epoch)
+                callback.on_epoch_begin(epoch, {})
             order = backend.rng().permutation(len(x)) if shuffle else np.arange(len(x))
-            logs = self._run_epoch(x, y, order, batch_size, callback_list, epoch)
+            logs = self._run_epoch(x, y, weights, order, batch_size, callback_list, epoch)
             if self.partial_epoch_batches == steps:  # every batch was applied
                 self.completed_epochs, self.partial_epoch_batches = epoch + 1, 0
             if validation_data is not None:
-                val, _ = self._evaluate_arrays(*validation_data, batch_size)
+                val, _ = self._evaluate_arrays(*validation_data[:2], batch_size, *validation_data[2:])
                 logs.update({"val_" + key: value for key, value in val.items()})
             for callback in callback_list:
                 callback.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         for callback in callback_list:
-            callback.on_train_end()
+            callback.on_train_end(dict(logs))
         return history
+
+    def _sample_weights(self, y, sample_weight, class_weight, what):
+        """One weight per sample (NumPy float64), or None: sample_weight times class_weight[class]."""
+        if sample_weight is None and class_weight is None:
+            return None
+        weights = np.ones(len(y))
+        if sample_weight is not None:
+            sample_weight = _as_array(sample_weight, "sample_weight", what)
+            if sample_weight.shape not in ((len(y),), (len(y), 1)):
+                raise ValueError(f"{what}: sample_weight must have one weight per sample, shape ({len(y)},), "
+                                 f"got shape {sample_weight.shape}")
+            if sample_weight.min() < 0:
+                raise ValueError(f"{what}: sample_weight must be >= 0, got {sample_weight.min()}")
+            weights *= sample_weight.reshape(-1)
+        if class_weight is not None:
+            weights *= self._class_weights(y, class_weight, what)
+        return weights
+
+    def _class_weights(self, y, class_weight, what):
+        """class_weight {class number: weight} -> the weight of each sample's class (1 if not listed)."""
+        if not isinstance(class_weight, dict):
+            raise TypeError(f"{what}: class_weight must be a dict {{class number: weight}}, got "
+                            f"{type(class_weight).__name__}")
+        classes = self.output_shape[-1]
+        table = np.ones(max(classes, 2))
+        for label, weight in class_weight.items():
+            if not isinstance(label, numbers.Integral) or not 0 <= label < len(table):
+                raise ValueError(f"{what}: class_weight keys must be class numbers 0..{len(table) - 1}, "
+                                 f"got {label!r}")
+            table[int(label)] = check_number(weight, f"class_weight[{label}]", what, low=0)
+        if self.loss.integer_targets:
+            labels = y.reshape(-1).astype(np.int64)
+        elif y.ndim == 2 and y.shape[1] > 1:
+            labels = y.argmax(axis=1)                       # one-hot rows
+        elif np.isin(y, (0, 1)).all():
+            labels = y.reshape(-1).astype(np.int64)         # 0/1 targets of a one-output model
+        else:
+            raise ValueError(f"{what}: class_weight needs class labels, but {self.loss.name}'s targets are not "
+                             "classes; give sample_weight instead")
+        return table[labels]
 
     def _split_validation(self, x, y, validation_split, validation_data):
         """(x, y, (x_val, y_val) or None): validation_data checked, or the last part of x split off."""
@@ -506,24 +605,25 @@ class Model:
             validation_data = self._prepare(*validation_data, what="fit (validation_data)")
         return x, y, validation_data
 
-    def _run_epoch(self, x, y, order, batch_size, callback_list, epoch):
-        """One pass over the data; returns the running means of loss (and accuracy)."""
-        seen, loss_sum, correct = 0, 0.0, 0
+    def _run_epoch(self, x, y, weights, order, batch_size, callback_list, epoch):
+        """One pass over the data; returns the running means of the loss and the metrics."""
+        seen, loss_sum, metric_sums = 0, 0.0, dict.fromkeys(self.metrics_names[1:], 0.0)
         logs = {}
         for step, start in enumerate(range(0, len(order), batch_size)):
             index = order[start:start + batch_size]
             for callback in callback_list:
-                callback.on_train_batch_begin(step)
+                callback.on_train_batch_begin(step, {})
             xb, yb = self._to_batch(x, index), self._target_batch(y, index)
-            loss, y_pred, problem = self.train_step(xb, yb)
+            wb = self._to_batch(weights, index) if weights is not None else None
+            loss, y_pred, problem = self.train_step(xb, yb, sample_weight=wb)
             if not problem:
                 self.partial_epoch_batches += 1
             seen += len(index)
             loss_sum += loss * len(index)
             logs = {"loss": loss_sum / seen}
-            if self.metrics:
-                correct += self._correct(yb, y_pred)
-                logs["accuracy"] = correct / seen
+            for name, value in self._metric_sums(yb, y_pred).items():
+                metric_sums[name] += value
+                logs[name] = metric_sums[name] / seen
             for callback in callback_list:
                 callback.on_train_batch_end(step, logs)
             if problem and not self.stop_training:  # no TerminateOnNaN stopped it
@@ -534,52 +634,66 @@ class Model:
                 break
         return dict(logs)
 
-    def train_on_batch(self, x, y):
-        """One optimizer step on one batch; returns [loss, accuracy] (or loss without metrics).
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on one batch; returns [loss, metrics...] (the loss alone without
+        metrics), or {name: value} with return_dict=True.
 
         A NaN or infinite loss, gradient or update raises a RuntimeError and changes no weight.
         The step counts in partial_epoch_batches (the model is that far past its last epoch).
         """
         with self._unbuilt_if_failing():
             x, y = self._prepare_targets(x, y, "train_on_batch")
+            weights = self._sample_weights(y, sample_weight, class_weight, "train_on_batch")
             yb = self._target_batch(y)
-            loss, y_pred, problem = self.train_step(self._to_batch(x), yb)
+            wb = self._to_batch(weights) if weights is not None else None
+            loss, y_pred, problem = self.train_step(self._to_batch(x), yb, sample_weight=wb)
             if problem:
                 raise RuntimeError(_diverged(problem, "train_on_batch"))
         self.partial_epoch_batches += 1
-        return self._result(loss, self._correct(yb, y_pred) / len(x))
+        values = {"loss": loss}
+        values.update({name: total / len(x) for name, total in self._metric_sums(yb, y_pred).items()})
+        return self._result(values, return_dict)
 
-    def _result(self, loss, accuracy):
-        return [loss, accuracy] if self.metrics else loss
+    def _result(self, values, return_dict=False):
+        """{name: value} as Keras returns it: the dict, or [loss, metrics...], or the loss alone."""
+        if return_dict:
+            return dict(values)
+        return [values[name] for name in self.metrics_names] if self.metrics else values["loss"]
 
     # --- inference -------------------------------------------------------------------------
-    def _evaluate_arrays(self, x, y, batch_size):
+    def _evaluate_arrays(self, x, y, batch_size, weights=None):
         """({'loss': ..., 'accuracy': ...}, whether every output was finite)."""
-        loss_sum, correct, outputs_finite = 0.0, 0, True
+        loss_sum, metric_sums, outputs_finite = 0.0, dict.fromkeys(self.metrics_names[1:], 0.0), True
         for start in range(0, len(x), batch_size):
             xb = self._to_batch(x[start:start + batch_size])
             yb = self._target_batch(y[start:start + batch_size])
+            wb = self._to_batch(weights[start:start + batch_size]) if weights is not None else None
             with np.errstate(**QUIET_FLOATS):
                 y_pred = self.forward(xb, training=False)
-                loss_sum += float(self.plan.loss(yb)) * len(xb)
+                loss_sum += float(self.plan.loss(yb, wb)) * len(xb)
             outputs_finite = outputs_finite and _all_finite([y_pred])
-            correct += self._correct(yb, y_pred)
+            for name, value in self._metric_sums(yb, y_pred).items():
+                metric_sums[name] += value
         result = {"loss": loss_sum / len(x)}
-        if self.metrics:
-            result["accuracy"] = correct / len(x)
+        result.update({name: total / len(x) for name, total in metric_sums.items()})
         return result, outputs_finite
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=1):
-        """Loss (and accuracy) on (x, y) in inference mode: [loss, accuracy], or loss alone.
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=1, sample_weight=None, return_dict=False, **kwargs):
+        """Loss and metrics on (x, y) in inference mode: [loss, metrics...], the loss alone
+        without metrics, or {name: value} with return_dict=True (names: model.metrics_names).
 
         A NaN or infinite result raises a RuntimeError instead of being returned.
         """
+        checks.refuse_arguments("evaluate", kwargs, INFERENCE_ARGUMENTS)
         with self._unbuilt_if_failing():
             x, y = self._prepare_targets(x, y, "evaluate")
+            weights = self._sample_weights(y, sample_weight, None, "evaluate")
             batch_size = _check_batch_size(batch_size, "evaluate")
             verbose = _check_verbose(verbose, "evaluate")
-            bar = callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)) if verbose else None
-            result, outputs_finite = self._evaluate_arrays(*self._resident(x, y), batch_size)
+            return_dict = check_bool(return_dict, "return_dict", "evaluate")
+            steps = math.ceil(len(x) / batch_size)
+            bar = callbacks_module.ProgressBar(steps, one_line=verbose == 2) if verbose else None
+            result, outputs_finite = self._evaluate_arrays(*self._resident(x, y), batch_size, weights)
             if not outputs_finite:
                 raise RuntimeError(_not_finite_outputs("evaluate"))
             if not math.isfinite(result["loss"]):
@@ -589,13 +703,14 @@ class Model:
                     "magnitude apart?); check the inputs' scale, or the weights")
         if bar:
             bar.finish(result)
-        return self._result(result["loss"], result.get("accuracy"))
+        return self._result(result, return_dict)
 
-    def predict(self, x, batch_size=None, verbose=0):
+    def predict(self, x, batch_size=None, verbose=0, **kwargs):
         """Outputs of the last layer (class probabilities), batch by batch, as a NumPy array.
 
         NaN or infinite outputs raise a RuntimeError instead of being returned.
         """
+        checks.refuse_arguments("predict", kwargs, INFERENCE_ARGUMENTS)
         with self._unbuilt_if_failing():
             x, _ = self._prepare(x, None, "predict")
             batch_size = _check_batch_size(batch_size, "predict")
@@ -610,7 +725,24 @@ class Model:
             callbacks_module.ProgressBar(math.ceil(len(x) / batch_size)).finish()
         return outputs
 
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """evaluate on one batch, quietly: [loss, metrics...] (or the loss, or a dict)."""
+        return self.evaluate(x, y, batch_size=max(len(x), 1), verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        """predict on one batch."""
+        return self.predict(x, batch_size=max(len(x), 1))
+
     def __call__(self, x, training=False):
+        """model(x): the outputs for a batch x; on a SymbolicTensor, the model's layers are
+        called on it in turn (a model used as a layer inside another, sharing its layers)."""
+        if isinstance(x, SymbolicTensor):
+            outputs = {INPUT: x}
+            for index, (layer, inputs) in enumerate(zip(self.layers, self.connections)):
+                arriving = [outputs[source] for source in inputs]
+                outputs[index] = layer(arriving if layer.takes_list else arriving[0])
+            return outputs[len(self.layers) - 1]
         return self.forward(x, training=training)
 
     # --- looking inside (minicnn.inspection) --------------------------------------------------
@@ -687,7 +819,20 @@ class Model:
                 "summary: the model is not built yet; give the first layer input_shape=..., "
                 "or call model.build((None, 28, 28, 1)), or fit it first"
             )
-        widths = (33, 26, 10)
+        rows = [(f"{layer.name} ({type(layer).__name__})", layer.output_shape, layer.count_params())
+                for layer in self.layers]
+        if self.input_name is not None:          # a functional model shows its Input, as Keras does
+            rows.insert(0, (f"{self.input_name} (InputLayer)", self.input_shape, 0))
+        headers = ("Layer (type)", "Output Shape", "Param #")
+        if self._graph is not None:              # skip connections: say what feeds each layer
+            names = {INPUT: self.input_name or "input"}
+            names.update({index: layer.name for index, layer in enumerate(self.layers)})
+            connected = [", ".join(names[source] for source in inputs) for inputs in self.connections]
+            rows = [row + (text,) for row, text in zip(rows, ([""] if self.input_name else []) + connected)]
+            headers += ("Connected to",)
+        # Keras's widths, widened where a name is longer, so that the columns never shift
+        widths = [max([minimum] + [len(str(row[column])) + 2 for row in rows])
+                  for column, minimum in enumerate((33, 26, 10, 20)[:len(headers)])]
         rule = "_" * sum(widths)
 
         def row(*cells):
@@ -695,10 +840,10 @@ class Model:
 
         total = self.count_params()
         trainable = sum(int(p.size) for layer in self.layers if layer.trainable for p in layer.params.values())
-        lines = [f'Model: "{self.name}"', rule, row("Layer (type)", "Output Shape", "Param #"), "=" * len(rule)]
-        for i, layer in enumerate(self.layers):
-            lines.append(row(f"{layer.name} ({type(layer).__name__})", layer.output_shape, layer.count_params()))
-            lines.append("" if i < len(self.layers) - 1 else "=" * len(rule))
+        lines = [f'Model: "{self.name}"', rule, row(*headers), "=" * len(rule)]
+        for i, cells in enumerate(rows):
+            lines.append(row(*cells))
+            lines.append("" if i < len(rows) - 1 else "=" * len(rule))
         lines += [f"Total params: {total:,}", f"Trainable params: {trainable:,}",
                   f"Non-trainable params: {total - trainable:,}", rule]
         print_fn("\n".join(lines))
@@ -715,11 +860,18 @@ class Sequential(Model):
             self.add(layer)
 
     def add(self, layer):
-        """Append a layer; the first one may carry input_shape=... (or be an Input(...))."""
-        if isinstance(layer, SymbolicTensor):
+        """Append a layer; the first one may carry input_shape=... (or be an Input(...) or an
+        InputLayer(...)). A model added as a layer adds its layers (the same objects: their
+        weights are shared with that model), which must form a chain."""
+        if isinstance(layer, (SymbolicTensor, InputLayer)):
             if self.layers:
-                raise ValueError("Sequential: an Input(...) can only come first")
-            self.input_shape = (None,) + tuple(layer.shape[1:])
+                raise ValueError(f"Sequential: an {type(layer).__name__ if isinstance(layer, InputLayer) else 'Input'}"
+                                 "(...) can only come first")
+            shape = layer.shape if isinstance(layer, SymbolicTensor) else layer.declared_input_shape
+            self.input_shape = (None,) + tuple(shape[1:])
+            return
+        if isinstance(layer, Model):
+            self._add_model(layer)
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add expects a minicnn layer, got {type(layer).__name__}")
@@ -735,6 +887,26 @@ class Sequential(Model):
                 self.layers.pop()  # a layer that does not fit is not added
                 raise
 
+    def _add_model(self, model):
+        """Add every layer of `model` (a chain) in turn; all of them, or none if one does not fit."""
+        if model._graph is not None:
+            raise ValueError(f"Sequential.add: model {model.name!r} has skip connections and cannot be added to a "
+                             "Sequential; call it on a tensor in a functional model instead: y = model(x)")
+        if model is self or not model.layers:
+            raise ValueError(f"Sequential.add: cannot add model {model.name!r} to {self.name!r}")
+        _check_each_layer_once(self.layers + model.layers)
+        input_shape = self.input_shape
+        if input_shape is None and not self.layers:
+            input_shape = model.input_shape if model.built else model.layers[0].declared_input_shape
+        count = len(self.layers)
+        self.layers.extend(model.layers)
+        if input_shape is not None:
+            try:     # one build: if a layer does not fit, build unbuilds what it built and puts the
+                self.build(input_shape)          # random generator back, and no layer is added
+            except BaseException:
+                del self.layers[count:]
+                raise
+
 
 def load_model(filepath):
     """Rebuild a model saved with model.save(filepath): layers, weights, compile settings."""
@@ -746,6 +918,7 @@ def _as_array(value, argument, what):
     """`value` as a non-empty NumPy array of finite real numbers with a batch axis, or a clear error."""
     if value is None:
         raise ValueError(f"{what}: {argument} is required")
+    _refuse_containers(value, argument, what)
     if backend.is_gpu_array(value):
         value = backend.to_numpy(value)
     try:
@@ -770,6 +943,15 @@ def _as_array(value, argument, what):
             raise ValueError(f"{what}: {argument} holds values beyond {backend.floatx()}'s range "
                              f"(|value| up to {np.abs(array).max():g}); scale it down")
     return array
+
+
+def _refuse_containers(value, argument, what):
+    """Keras also takes generators, tf.data datasets, dicts and (x, y) tuples as x; minicnn says it does not."""
+    if isinstance(value, (dict, types.GeneratorType, collections.abc.Iterator)) or (
+            isinstance(value, tuple) and len(value) in (2, 3) and all(hasattr(v, "shape") for v in value)):
+        raise TypeError(f"minicnn does not support generators, datasets, dicts or (x, y) tuples as {argument} "
+                        f"(in {what}); pass NumPy arrays: {what}(x, y, ...); see the Keras compatibility table "
+                        "in README.md")
 
 
 def _shape_hint(shape, expected):
@@ -806,6 +988,15 @@ def _check_callbacks(callbacks):
     return list(callbacks)
 
 
+# Keras's arguments that minicnn takes only at their default values (README's compatibility table)
+COMPILE_ARGUMENTS = {"loss_weights": (None,), "weighted_metrics": (None,), "run_eagerly": (False, None),
+                     "steps_per_execution": (1,), "jit_compile": ("auto", False, None), "auto_scale_loss": (True,)}
+INFERENCE_ARGUMENTS = {"steps": (None,), "callbacks": (None,), "max_queue_size": (10,), "workers": (1,),
+                       "use_multiprocessing": (False,)}
+FIT_ARGUMENTS = {"steps_per_epoch": (None,), "validation_steps": (None,), "validation_batch_size": (None,),
+                 "validation_freq": (1,), "max_queue_size": (10,), "workers": (1,), "use_multiprocessing": (False,)}
+
+
 def _ignore(*args):
     """What an observer without before_update / after_update hears."""
 
@@ -840,6 +1031,55 @@ class _OptimizerCopies(_Copies):
         super().restore()
         self.optimizer.iterations = self.iterations
         self.optimizer.slots = self.slots
+
+
+def _chain(count):
+    """The connections of a chain of `count` layers: each takes the output of the one before."""
+    return [(index - 1,) if index else (INPUT,) for index in range(count)]
+
+
+def _one_tensor(tensors, argument):
+    """inputs= and outputs= of Model: one SymbolicTensor (a list of one is taken too)."""
+    if isinstance(tensors, (list, tuple)) and len(tensors) == 1:
+        tensors = tensors[0]
+    if isinstance(tensors, (list, tuple, dict)):
+        raise ValueError(f"minicnn does not support models with several {argument} (in Model); "
+                         "see the Keras compatibility table in README.md")
+    if not isinstance(tensors, SymbolicTensor):
+        raise TypeError(f"Model(inputs, outputs) expects the results of Input(...) and of layers called on it; "
+                        f"{argument} is a {type(tensors).__name__}")
+    return tensors
+
+
+def _read_graph(inputs, outputs):
+    """(layers, connections) of the network that computes `outputs` from `inputs`: the layers in
+    an order where each comes after the layers it takes input from (depth first from the output),
+    and connections[i] the indices of the layers (or INPUT) that layers[i] was called on."""
+    layers, connections, index_of, tensor_of = [], [], {}, {}
+
+    def visit(tensor):
+        if tensor is inputs:
+            return INPUT
+        layer = tensor.layer
+        if layer is None:
+            raise ValueError(f"Model: outputs are computed from another Input ({tensor.name!r}) than the model's "
+                             "inputs; minicnn models have one input")
+        if id(layer) in tensor_of:
+            if tensor_of[id(layer)] is not tensor:
+                raise ValueError(f"layer {layer.name!r} ({type(layer).__name__}) is used twice in one model; "
+                                 "a layer object can run at one place only (shared layers are not supported): "
+                                 f"create another {type(layer).__name__} for the second place")
+            return index_of[id(layer)]
+        tensor_of[id(layer)] = tensor
+        sources = tuple(visit(source) for source in tensor.inputs)
+        index_of[id(layer)] = len(layers)
+        layers.append(layer)
+        connections.append(sources)
+        return index_of[id(layer)]
+
+    if visit(outputs) == INPUT:
+        raise ValueError("Model: outputs is the input itself; add at least one layer")
+    return layers, connections
 
 
 def _check_each_layer_once(layers):

@@ -179,18 +179,23 @@ class Plan:
         self.y_pred = x
         return x
 
-    def loss(self, y):
-        """The mean loss of the last forward pass against the targets y."""
+    def loss(self, y, sample_weight=None):
+        """The mean loss of the last forward pass against the targets y (each sample weighted
+        by sample_weight, if given), plus the layers' weight penalties (kernel_regularizer...),
+        whose gradients the layers add in their own backward."""
         if self.softmax_fused:
-            return self.loss_function.forward_from_logits(y, self.steps[-1].z)
-        return self.loss_function.forward(y, self.y_pred)
+            loss = self.loss_function.forward_from_logits(y, self.steps[-1].z, sample_weight)
+        else:
+            loss = self.loss_function.forward(y, self.y_pred, sample_weight)
+        penalty = sum(layer.regularization_loss() for step in self.steps for layer in step.layers)
+        return loss + penalty if penalty else loss
 
-    def backward(self, y, observers=()):
+    def backward(self, y, observers=(), sample_weight=None):
         """Back through every step from the loss's gradient; returns d loss / d x."""
         if self.softmax_fused:
-            d = self.loss_function.gradient_from_logits(y, self.y_pred)     # d loss / d z = (p - y) / N
+            d = self.loss_function.gradient_from_logits(y, self.y_pred, sample_weight)  # (p - y) / N
         else:
-            d = self.loss_function.gradient(y, self.y_pred)                 # d loss / d y_pred
+            d = self.loss_function.gradient(y, self.y_pred, sample_weight)              # d loss / d y_pred
         for step in reversed(self.steps):
             for observer in observers:
                 observer.before_backward(step, d)
@@ -202,6 +207,58 @@ class Plan:
 
     def __repr__(self):
         return f"<Plan {[step.name for step in self.steps]}>"
+
+
+INPUT = -1   # in connections (Model.connections): the model's input
+
+
+class GraphPlan(Plan):
+    """The plan of a functional model with skip connections: one step per layer, each fed
+    from the outputs of the steps (or the input) that `connections` names.
+
+    forward:  out[i] = step_i(out[j] for j in connections[i])      out[INPUT] = x
+    backward: from the last step back, each step's dx goes to the steps that fed it; where
+              one output fed several steps, the gradients that come back are added up
+              (d loss / d out[j] = sum over the steps k that read out[j] of their dx).
+    No Conv2D -> activation -> pooling fusion here (an output in the middle may be read twice).
+    """
+
+    def __init__(self, steps, loss=None, connections=()):
+        super().__init__(steps, loss)
+        self.connections = [tuple(inputs) for inputs in connections]
+
+    def forward(self, x, training=False, observers=()):
+        outputs = {INPUT: x}
+        for index, (step, inputs) in enumerate(zip(self.steps, self.connections)):
+            arriving = [outputs[source] for source in inputs]
+            x = arriving if step.layers[0].takes_list else arriving[0]
+            for observer in observers:
+                observer.before_forward(step, x)
+            outputs[index] = step.forward(x, training=training)
+            for observer in observers:
+                observer.after_forward(step, x, outputs[index])
+        self.y_pred = outputs[len(self.steps) - 1]
+        return self.y_pred
+
+    def backward(self, y, observers=(), sample_weight=None):
+        if self.softmax_fused:
+            d = self.loss_function.gradient_from_logits(y, self.y_pred, sample_weight)  # (p - y) / N
+        else:
+            d = self.loss_function.gradient(y, self.y_pred, sample_weight)
+        gradients = {len(self.steps) - 1: d}   # d loss / d out[i], summed over the steps that read out[i]
+        for index in reversed(range(len(self.steps))):
+            step, inputs = self.steps[index], self.connections[index]
+            dy = gradients.pop(index)
+            for observer in observers:
+                observer.before_backward(step, dy)
+            dx = step.backward(dy)
+            for observer in observers:
+                observer.after_backward(step, dy, dx)
+            for source, grad in zip(inputs, dx if step.layers[0].takes_list else [dx]):
+                if grad is None:           # a first layer that skipped d loss / d x
+                    continue
+                gradients[source] = gradients[source] + grad if source in gradients else grad
+        return gradients.get(INPUT)
 
 
 # --- making a plan ----------------------------------------------------------------------------
@@ -293,15 +350,22 @@ def _fusable_at(layers, i):
 
 def _softmax_fusable(layer, loss):
     """The last layer's softmax and a cross-entropy loss on probabilities fuse into (p - y) / N."""
-    return (loss is not None and not loss.from_logits and hasattr(layer, "backward_linear")
+    return (loss is not None and loss.softmax_cross_entropy and not loss.from_logits
+            and hasattr(layer, "backward_linear")
             and isinstance(getattr(layer, "activation", None), activations.Softmax) and not replaced(layer))
 
 
-def make_plan(layers, loss=None, fusion=True):
+def make_plan(layers, loss=None, fusion=True, connections=None):
     """The plan for `layers` followed by `loss`: with fusion, every fusable
     Conv2D -> activation -> MaxPooling2D run is one ConvActivationPool step. The softmax of
     the last layer always meets a cross-entropy loss as SoftmaxCrossEntropy (no fusion of
-    layers there, only of two gradients: it is the exact form, kept with fusion off too)."""
+    layers there, only of two gradients: it is the exact form, kept with fusion off too).
+    With `connections` (a functional model that is not a chain): a GraphPlan, a step per layer."""
+    if connections is not None:
+        steps = [LayerStep(layer) for layer in layers[:-1]]
+        last = layers[-1]
+        steps.append(SoftmaxCrossEntropy(last) if _softmax_fusable(last, loss) else LayerStep(last))
+        return GraphPlan(steps, loss, connections)
     steps, i = [], 0
     while i < len(layers):
         last = i == len(layers) - 1

@@ -413,3 +413,53 @@ def plot_profile(profile, path=None):
 __all__ = ["has_display", "save_figure", "history_dict", "plot_history", "plot_comparison",
            "plot_images", "plot_sample_images", "plot_confusion_matrix", "first_conv_kernel", "plot_filters",
            "plot_feature_maps", "plot_activation_histograms", "plot_gradient_norms", "plot_profile"]
+
+
+def plot_model(model, to_file="model.png", show_shapes=False, show_layer_names=True, show_dtype=False,
+               show_layer_activations=False, dpi=PNG_DPI, **ignored):
+    """The layer graph as a PNG, as keras.utils.plot_model draws it, with matplotlib alone (no graphviz).
+
+    One box per layer, top to bottom in the order the layers run, an arrow from each layer to
+    the layers that take its output; an arrow that skips boxes (a skip connection) curves to
+    the right. show_shapes adds each layer's input and output shape. Returns the figure; writes
+    it to `to_file` (None: write nothing). Keras's other options (rankdir, expand_nested...)
+    are accepted and ignored.
+    """
+    if not model.built:
+        raise ValueError("plot_model: the model is not built yet; give the first layer input_shape=..., "
+                         "or call model.build((None, 28, 28, 1)), or fit it first")
+    input_name = model.input_name or "input"
+    boxes = [(f"{input_name} (InputLayer)" if show_layer_names else "InputLayer", None, model.input_shape)]
+    for layer in model.layers:
+        label = f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
+        activation = getattr(getattr(layer, "activation", None), "name", None)
+        if show_layer_activations and activation not in (None, "linear"):
+            label += f"\nactivation: {activation}"
+        if show_dtype:
+            label += f"\ndtype: {backend.floatx()}"
+        input_shape = layer.input_shape
+        boxes.append((label, input_shape, layer.output_shape))
+    step = 1.0 + 0.35 * show_shapes + 0.25 * (show_layer_activations or show_dtype)
+    fig, ax = plt.subplots(figsize=(5.5, 0.2 + 0.75 * step * len(boxes)))
+    ax.set_xlim(-1.6, 1.9)
+    ax.set_ylim(-step * (len(boxes) - 0.5), step * 0.5)
+    ax.axis("off")
+    for row, (label, shape_in, shape_out) in enumerate(boxes):
+        text = label
+        if show_shapes:
+            text += f"\nin: {shape_in if shape_in is not None else '-'}   out: {shape_out}"
+        ax.text(0, -row * step, text, ha="center", va="center", fontsize=8,
+                bbox={"boxstyle": "round,pad=0.4", "facecolor": "#eef3fb", "edgecolor": "#4a6fa5"})
+    # box 0 is the input; layer i is box i + 1, and INPUT (-1) is box 0
+    for target, sources in enumerate(model.connections):
+        for source in sources:
+            start, end = source + 1, target + 1
+            curved = end - start > 1
+            ax.annotate("", xy=(0.9 if curved else 0, -end * step + 0.28), xytext=(0.9 if curved else 0,
+                        -start * step - 0.28), arrowprops={
+                            "arrowstyle": "->", "color": "#333333",
+                            "connectionstyle": "arc3,rad=-0.35" if curved else "arc3"})
+    fig.tight_layout()
+    if to_file is not None:
+        save_figure(fig, to_file, dpi=dpi)
+    return fig

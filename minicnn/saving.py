@@ -22,6 +22,7 @@ import numpy as np
 
 import minicnn
 from minicnn import backend, losses, optimizers
+from minicnn import metrics as metrics_module
 from minicnn import layers as layers_module
 from minicnn.layers.base import WeightBudgetExceeded, weight_budget
 from minicnn.utils.files import atomic_write
@@ -55,6 +56,9 @@ def model_config(model, include_optimizer=True):
         "class_name": type(model).__name__, "name": model.name,
         "input_shape": list(model.input_shape) if model.built else None,
         "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()} for layer in model.layers],
+        # a functional model: the name of its Input, and (skip connections) where each layer's input comes from
+        "input_name": model.input_name,
+        "connections": [list(inputs) for inputs in model.connections],
         "compile": None,
         # what resuming needs besides the weights: see Model.fit's initial_epoch
         "training": {"completed_epochs": model.completed_epochs,
@@ -64,7 +68,7 @@ def model_config(model, include_optimizer=True):
         config["compile"] = {
             "loss": {"name": model.loss.name, "config": model.loss.get_config()},
             "optimizer": {"name": model.optimizer.name, "config": model.optimizer.get_config()},
-            "metrics": list(model.metrics),
+            "metrics": [metrics_module.serialize(metric) for metric in model.metrics],
         }
         if include_optimizer:
             iterations, slots = model.optimizer.get_state()
@@ -216,6 +220,9 @@ def load_model(filepath, model_classes):
         cls = model_classes["Sequential" if config.get("class_name") == "Sequential" else "Model"]
         model = cls(name=config.get("name"))
         model.layers = _build_layers(config, path)
+        model.input_name = config.get("input_name")
+        _expect(model.input_name is None or isinstance(model.input_name, str), path, "has a bad input_name")
+        model.connections = _read_connections(config.get("connections"), len(model.layers), path)
         budget = _weight_budget(archive, path)
         rng_state = backend.get_rng_state()  # building draws initial weights, soon replaced:
         try:                                 # the global generator is put back as it was
@@ -244,9 +251,10 @@ def load_model(filepath, model_classes):
 def _restore_compile(model, compiled, archive, path):
     try:
         optimizer_class = optimizers.get(compiled["optimizer"]["name"]).__class__
-        optimizer = optimizer_class(**compiled["optimizer"]["config"])
+        optimizer = optimizer_class.from_config(compiled["optimizer"]["config"])
         loss = losses.get(compiled["loss"]["name"]).__class__(**compiled["loss"]["config"])
-        model.compile(optimizer=optimizer, loss=loss, metrics=compiled.get("metrics", []))
+        metrics = [metrics_module.deserialize(entry, loss) for entry in compiled.get("metrics", [])]
+        model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
     except (KeyError, TypeError, ValueError) as error:
         raise ModelFileError(f"{path}: bad compile settings ({error!r})") from None
     state = compiled.get("optimizer_state")
@@ -267,6 +275,19 @@ def _restore_compile(model, compiled, archive, path):
             if problem:
                 raise ModelFileError(f"{path}: entry 'optimizer/{name}_{i}.npy' {problem}")
     optimizer.set_state(state["iterations"], slots)
+
+
+def _read_connections(connections, count, path):
+    """A model's connections as saved: for each layer, indices of earlier layers or -1 (the input);
+    None (files from before they were saved) for a chain."""
+    if connections is None:
+        return None
+    _expect(isinstance(connections, list) and len(connections) == count and all(
+        isinstance(inputs, list) and inputs and all(isinstance(i, int) and not isinstance(i, bool)
+                                                   and -1 <= i < position for i in inputs)
+        for position, inputs in enumerate(connections)), path,
+        "has bad connections (each layer must take input from earlier layers or the input)")
+    return [tuple(inputs) for inputs in connections]
 
 
 def _restore_training(model, training, path):

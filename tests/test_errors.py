@@ -103,7 +103,7 @@ def test_one_hot_labels_with_sparse_loss_suggest_categorical():
 @pytest.mark.parametrize("labels, message", [
     (np.array([0, 1, 2, 3, 0, 1]), r"in \[0, 2\], got 0\.\.3"),
     (np.array([0, -1, 2, 0, 1, 2]), r"in \[0, 2\]"),
-    (np.array([0., 1., 2., 0., 1., 2.]), r"y\.astype\(int\)"),
+    (np.array([0., 1., 2.5, 0., 1., 2.]), r"expects class numbers, got fractional values such as 2\.5"),
 ])
 def test_sparse_labels_must_be_class_indices(labels, message):
     x, _ = tiny_data()
@@ -167,7 +167,7 @@ def test_empty_inputs(x):
     np.empty((2, 4, 4, 1), object), {"x": 1},
 ])
 def test_non_numeric_dtypes_are_a_type_error(x):
-    with pytest.raises(TypeError, match="real numbers"):
+    with pytest.raises(TypeError, match="dicts" if isinstance(x, dict) else "real numbers"):
         tiny_model().predict(x)
 
 
@@ -192,7 +192,7 @@ def test_python_lists_and_integer_images_work():
     (lambda: MaxPooling2D(2, padding=None), "padding must be"),
     (lambda: Dense(3, kernel_initializer="orthogonal"), "unknown initializer"),
     (lambda: BatchNormalization(gamma_initializer="twos"), "unknown initializer"),
-    (lambda: optimizers.get("rmsprop"), "unknown optimizer 'rmsprop'"),
+    (lambda: optimizers.get("ftrl"), "unknown optimizer 'ftrl'"),
     (lambda: losses.get("hinge"), "unknown loss 'hinge'"),
 ])
 def test_unknown_names_are_listed(make, message):
@@ -262,7 +262,7 @@ def test_compile_errors():
     with pytest.raises(TypeError, match="metrics must be a list"):
         model.compile(loss="categorical_crossentropy", metrics=42)
     model.compile(loss="categorical_crossentropy", metrics="accuracy")  # one name is fine
-    assert model.metrics == ["accuracy"]
+    assert model.metrics_names == ["loss", "accuracy"]
 
 
 def test_not_compiled_and_empty_models():

@@ -64,8 +64,8 @@ def test_the_labs_model_is_minicnn_lab_model(with_dropout):
     def described(model):
         return [(type(layer), {k: v for k, v in layer.get_config().items() if k != "name"}) for layer in model.layers]
     assert described(built) == described(expected)
-    assert (built.loss.name, built.optimizer.get_config(), built.metrics) == (
-        expected.loss.name, expected.optimizer.get_config(), expected.metrics)
+    assert (built.loss.name, built.optimizer.get_config(), built.metrics_names) == (
+        expected.loss.name, expected.optimizer.get_config(), expected.metrics_names)
 
 
 # --- the whole lab, end to end ------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_set_weights_refuses_values_that_would_become_inf():
 @pytest.mark.parametrize("kwargs", [
     {"optimizer": "sgd", "loss": "categorical_crossentropy", "metrics": ["acuracy"]},
     {"optimizer": "sgd", "loss": "categorical_crossentropy", "metrics": 3},
-    {"optimizer": "sgd", "loss": "mse"},
+    {"optimizer": "sgd", "loss": "hinge"},
     {"optimizer": "adamw", "loss": "sparse_categorical_crossentropy"},
 ])
 def test_a_failed_compile_keeps_the_optimizer_its_state_and_the_loss(kwargs):

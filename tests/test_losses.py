@@ -54,4 +54,4 @@ def test_lookup_by_name_function_or_object():
     assert isinstance(losses.get(losses.categorical_crossentropy), losses.CategoricalCrossentropy)
     assert isinstance(losses.get(losses.sparse_categorical_crossentropy), losses.SparseCategoricalCrossentropy)
     with pytest.raises(ValueError, match="categorical_crossentropy"):
-        losses.get("mse")
+        losses.get("hinge")

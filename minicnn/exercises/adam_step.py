@@ -76,7 +76,7 @@ def plug(model, f):
 
     def update(index, param, grad):
         f.adam_step(param, grad, adam.slots["m"][index], adam.slots["v"][index], adam.iterations + 1,
-                    learning_rate=adam.learning_rate, beta_1=adam.beta_1, beta_2=adam.beta_2, epsilon=adam.epsilon)
+                    learning_rate=float(adam.learning_rate), beta_1=adam.beta_1, beta_2=adam.beta_2, epsilon=adam.epsilon)
     return attributes_replaced([(adam, "update", update)])
 
 

@@ -63,8 +63,8 @@ def plug(model, f):
     if not isinstance(model.plan.steps[-1], SoftmaxCrossEntropy):
         raise ValueError("softmax_cross_entropy_gradient plugs into a model that ends in softmax + cross-entropy")
 
-    def gradient_from_logits(y_true, p):
-        return f.softmax_cross_entropy_gradient(model.plan.steps[-1].z, y_true)     # z: (N, classes)
+    def gradient_from_logits(y_true, p, sample_weight=None):     # fit's sample weights scale each row
+        return losses.weighted_rows(f.softmax_cross_entropy_gradient(model.plan.steps[-1].z, y_true), sample_weight)
     return attributes_replaced([(model.loss, "gradient_from_logits", gradient_from_logits)])
 
 

@@ -11,8 +11,11 @@ linear(x) -> z and backward_linear(dz) -> dx, and ActivationMixin adds the activ
 
 `params` hold the trainable weights (kernel, bias, gamma, beta); `state` holds the
 weights a layer updates itself (BatchNormalization's moving_mean / moving_variance).
+A param `key` may have a penalty, the layer's attribute `<key>_regularizer` (Keras's names:
+kernel_regularizer, bias_regularizer): see regularization_loss and add_regularization_gradients.
 """
 import contextlib
+import inspect
 import math
 import numbers
 import re
@@ -22,7 +25,8 @@ import numpy as np
 
 from minicnn import backend, kernels
 from minicnn import initializers as init_module
-from minicnn.utils.checks import allocate, check_bool
+from minicnn.utils import checks
+from minicnn.utils.checks import allocate, check_bool, check_int
 
 _name_counts = {}
 
@@ -110,21 +114,70 @@ def check_shape(shape, argument, layer):
 
 
 class SymbolicTensor:
-    """What `Input(shape)` and a layer called on it return: a shape and the chain of layers."""
+    """What `Input(shape)` and a layer called on it return, for a functional model: the
+    shape, the layer that made it (None for an Input) and the tensors it was called on.
+    `x + y` records an Add layer (a skip connection)."""
 
-    def __init__(self, shape, layers=()):
+    def __init__(self, shape, layer=None, inputs=(), name=None):
         self.shape = tuple(shape)
-        self.layers = list(layers)
+        self.layer = layer
+        self.inputs = list(inputs)
+        self.name = name if name is not None else getattr(layer, "name", None)
+
+    def __add__(self, other):
+        from minicnn.layers.functional import Add
+        return Add()([self, other])
+
+    __radd__ = __add__
+
+    def __array__(self, *args, **kwargs):
+        raise TypeError("a SymbolicTensor (from Input(...) and layers called on it) holds no numbers: it only "
+                        "records how a functional model is wired; NumPy functions cannot run on it (np.maximum(x, 0)); "
+                        "use minicnn layers instead (Activation('relu')(x), or minicnn.activations.relu(x))")
 
     def __repr__(self):
         return f"<SymbolicTensor shape={self.shape}>"
 
 
-class Layer:
-    """Base class: naming, parameter bookkeeping, weights I/O and shape checks."""
+# Keras layer arguments that minicnn does not support, each with the value(s) that change nothing
+# and are accepted (Keras's default). Given another value, a layer raises a TypeError saying so;
+# a name neither here nor among the layer's own arguments is a typo, refused as Python would.
+KERAS_ARGUMENTS = {
+    "activity_regularizer": (None,), "kernel_regularizer": (None,), "bias_regularizer": (None,),
+    "kernel_constraint": (None,), "bias_constraint": (None,), "alpha_constraint": (None,),
+    "alpha_regularizer": (None,), "beta_regularizer": (None,), "gamma_regularizer": (None,),
+    "beta_constraint": (None,), "gamma_constraint": (None,), "lora_rank": (None,), "weights": (None,),
+    "batch_size": (None,), "autocast": (True,), "dynamic": (False,), "data_format": ("channels_last", None),
+    "dilation_rate": (1, (1, 1), [1, 1]), "groups": (1,), "renorm": (False,), "synchronized": (False,),
+    "virtual_batch_size": (None,), "adjustment": (None,), "fused": (None,), "sparse": (False, None),
+    "ragged": (False,), "max_value": (None,), "threshold": (0, 0.0), "negative_slope": (0, 0.0),
+}
 
-    def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None):
+
+def refuse_arguments(who, kwargs):
+    """Keras's layer arguments at their defaults (kernel_constraint=None, data_format='channels_last')
+    are accepted; at another value a TypeError names the argument and the layer; other names are typos."""
+    checks.refuse_arguments(who, kwargs, KERAS_ARGUMENTS)
+
+
+class Layer:
+    """Base class: naming, parameter bookkeeping, weights I/O and shape checks.
+
+    Keras's arguments of every layer: name, trainable, input_shape (or input_dim for a vector,
+    or batch_input_shape) and dtype (accepted; floatx decides). Others: see refuse_arguments.
+    """
+
+    def __init__(self, name=None, trainable=True, input_shape=None, batch_input_shape=None, dtype=None,
+                 input_dim=None, **kwargs):
         who = type(self).__name__
+        refuse_arguments(who, kwargs)
+        if input_dim is not None:   # Keras 2: Dense(64, input_dim=784) means input_shape=(784,)
+            input_dim = check_int(input_dim, "input_dim", who)
+            same = isinstance(input_shape, (tuple, list)) and tuple(input_shape) == (input_dim,)
+            if input_shape is not None and not same:
+                raise ValueError(f"{who}: give input_shape or input_dim, not both "
+                                 f"(got {input_shape!r} and {input_dim!r})")
+            input_shape = (input_dim,)
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{who}: name must be a string, got {name!r}")
         self.trainable = check_bool(trainable, "trainable", who)
@@ -170,6 +223,31 @@ class Layer:
     def build(self, input_shape):
         self.input_shape = tuple(input_shape)
         self.built = True
+
+    # --- weight penalties (kernel_regularizer=..., minicnn/regularizers.py) --------------------
+    def regularizer_of(self, key):
+        """The penalty on param `key`: the attribute `<key>_regularizer` (kernel_regularizer...), or None."""
+        return getattr(self, f"{key}_regularizer", None)
+
+    def regularization_loss(self):
+        """The sum of the penalties on this layer's params as a float, e.g. l2 * sum(kernel^2);
+        0.0 when none. The model adds it to the loss. A frozen layer (trainable=False) adds 0.0,
+        as in Keras 3: its weights do not move, so their penalty is left out."""
+        total = 0.0
+        for key, w in self.params.items():
+            regularizer = self.regularizer_of(key)
+            if regularizer is not None and self.trainable:
+                total += float(regularizer(w))
+        return total
+
+    def add_regularization_gradients(self):
+        """grads[key] += d penalty / d params[key] for every param with a penalty (none when the
+        layer is frozen, as regularization_loss). Backward calls it once, after it has set the
+        grads: the penalty is part of the loss, so its gradient is part of the gradient."""
+        for key, w in self.params.items():
+            regularizer = self.regularizer_of(key)
+            if regularizer is not None and self.trainable:
+                self.grads[key] = self.grads[key] + regularizer.gradient(w)
 
     def count_params(self):
         """Number of weights, trainable and not (Keras's 'Param #')."""
@@ -265,20 +343,32 @@ class Layer:
                 setattr(self, name, None)
 
     # --- calling -----------------------------------------------------------------------
+    takes_list = False   # True for layers called on a list of tensors (Add)
+
     def __call__(self, x, training=False):
         """layer(x): build on first use, check the shape, run forward.
 
-        Called on a SymbolicTensor (from `Input`), it records the layer for `Model`.
+        Called on a SymbolicTensor (from `Input`), it records the call for `Model`.
         """
-        if isinstance(x, SymbolicTensor):
+        many = isinstance(x, (list, tuple))
+        if many != self.takes_list:
+            what = "a list of tensors, e.g. layer([x, y])" if self.takes_list else "one tensor, not a list"
+            raise TypeError(f"layer {self.name!r} ({type(self).__name__}) is called on {what}")
+        items = list(x) if many else [x]
+        if all(isinstance(item, SymbolicTensor) for item in items):
+            shapes = [item.shape for item in items] if many else items[0].shape
             if not self.built:
-                self.build(x.shape)
+                self.build(shapes)
             else:
-                self.check_input_shape(x.shape)
-            return SymbolicTensor(self.compute_output_shape(x.shape), x.layers + [self])
+                self.check_input_shape(shapes)
+            return SymbolicTensor(self.compute_output_shape(shapes), self, items)
+        if any(isinstance(item, SymbolicTensor) for item in items):
+            raise TypeError(f"layer {self.name!r} ({type(self).__name__}): cannot mix symbolic tensors (from "
+                            "Input) and arrays in one call")
+        shapes = [(None,) + tuple(item.shape[1:]) for item in items]
         if not self.built:
-            self.build((None,) + tuple(x.shape[1:]))
-        self.check_input_shape(x.shape)
+            self.build(shapes if many else shapes[0])
+        self.check_input_shape([tuple(item.shape) for item in items] if many else x.shape)
         return self.forward(x, training=training)
 
     def forward(self, x, training=False):
@@ -287,8 +377,65 @@ class Layer:
     def backward(self, dy):
         raise NotImplementedError
 
+    # --- Keras's call() ------------------------------------------------------------------
+    def call(self, inputs, training=None):
+        """Keras's name for the forward pass: the layer's own forward (training=None is False).
+
+        A subclass may override call() to change how its layer is called, as Keras scripts do:
+
+            class MCDropout(Dropout):                    # Monte-Carlo dropout
+                def call(self, inputs):
+                    return super().call(inputs, training=True)
+
+        minicnn then runs that call() as the forward pass, and the layer's own backward after it
+        (here Dropout's: dx = dy * mask). That is right only when call() returns what the layer's
+        own computation returned, which forward checks on every batch; a call() that computes
+        something else (super().call(x) * 2, or super().call(x * 2)) is refused with an error, since
+        minicnn has no backward for it; a change made to the result in place (y *= 2) is not caught.
+        A subclass that writes its own backward may write call() as its forward.
+        """
+        forward = getattr(type(self), "forward_beneath_call", type(self).forward)
+        self.call_input = inputs
+        self.call_result = forward(self, inputs, training=bool(training))
+        return self.call_result
+
+    def __init_subclass__(cls, **kwargs):
+        """A subclass that overrides call(): its forward becomes `call`, as described there."""
+        super().__init_subclass__(**kwargs)
+        if "call" not in vars(cls):
+            return
+        if "forward" in vars(cls):
+            raise TypeError(f"{cls.__name__} defines both forward() and call(); minicnn runs forward(x, training) "
+                            "as the forward pass: keep one of them")
+        if cls.backward is Layer.backward:
+            raise TypeError(
+                f"minicnn cannot train {cls.__name__}: its call() computes the output, but minicnn needs the "
+                "backward pass too, which it cannot derive from call(). Write forward(x, training) and "
+                "backward(dy) (see README, 'Learn by writing it'), or subclass a minicnn layer and end call() "
+                "in super().call(...)")
+        cls.forward_beneath_call = getattr(cls, "forward_beneath_call", cls.forward)
+        cls.forward = _forward_through_call
+        # call() is the forward pass of a class that writes its own backward: nothing to check
+        cls.call_is_checked = not any("backward" in vars(klass) for klass in cls.__mro__
+                                      if not klass.__module__.startswith("minicnn."))
+
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _forward_through_call(self, x, training=False):
+    """The forward pass of a layer whose class overrides call() (see Layer.call)."""
+    self.call_input = self.call_result = None
+    takes_training = "training" in inspect.signature(self.call).parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in inspect.signature(self.call).parameters.values())
+    y = self.call(x, training=training) if takes_training else self.call(x)
+    if type(self).call_is_checked and (y is not self.call_result or self.call_input is not x):
+        raise NotImplementedError(
+            f"{type(self).__name__}.call() (layer {self.name!r}) computes something besides "
+            f"{type(self).__mro__[1].__name__}'s own computation: it changes the input before super().call(...) "
+            "or returns something else than its result, and minicnn has no backward pass for that; end call() "
+            "in `return super().call(inputs, ...)`, or write forward(x, training) and backward(dy) instead")
+    return y
 
 
 def _weight_array(value, where):

@@ -1,4 +1,4 @@
-"""Small helpers from keras.utils: to_categorical, set_random_seed."""
+"""Small helpers from keras.utils: to_categorical, set_random_seed, plot_model."""
 import numpy as np
 
 from minicnn.backend import set_random_seed
@@ -33,4 +33,13 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     return one_hot
 
 
-__all__ = ["to_categorical", "set_random_seed"]
+def plot_model(model, to_file="model.png", **options):
+    """The model's layer graph as a PNG (keras.utils.plot_model, drawn with matplotlib; no graphviz):
+    see minicnn.plotting.plot_model. Returns the matplotlib figure."""
+    from minicnn import plotting          # matplotlib loads only when a plot is asked for
+    return plotting.plot_model(model, to_file, **options)
+
+
+from minicnn.utils import np_utils  # noqa: E402  (Keras 2's home of to_categorical; it imports this module)
+
+__all__ = ["to_categorical", "set_random_seed", "plot_model", "np_utils"]

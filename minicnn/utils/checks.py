@@ -79,3 +79,34 @@ def allocate(make, shape, dtype, who):
         return make()
     except MemoryError:
         raise MemoryError(f"{asked}, more than is free now") from None
+
+
+def missing_keras_name(module, name, keras_names):
+    """The AttributeError for `minicnn.<module>.<name>`: one that says minicnn leaves out a part of
+    Keras (see README's compatibility table) when Keras has that name, Python's usual one otherwise."""
+    if name in keras_names:
+        return AttributeError(f"minicnn does not support keras.{module}.{name} (minicnn.{module}.{name}); see "
+                              "the Keras compatibility table in README.md")
+    return AttributeError(f"module 'minicnn.{module}' has no attribute {name!r}")
+
+
+COMPATIBILITY = "see the Keras compatibility table in README.md"
+
+
+def refuse_arguments(who, kwargs, known, hints=None):
+    """Check the keyword arguments that none of a function's own parameters took (its **kwargs).
+
+    `known` maps each Keras argument that minicnn leaves out to the values that change nothing
+    (Keras's defaults): those are accepted; another value raises a TypeError that names the
+    argument and `who`, plus hints[name](value) if given. A name not in `known` is a typo,
+    refused as Python refuses it."""
+    for name, value in kwargs.items():
+        if name not in known:
+            raise TypeError(f"{who} got an unexpected keyword argument {name!r}")
+        defaults = known[name]
+        # bools count only as bools: True is not groups=1
+        if any(value is d or (type(value) is type(d) and value == d) for d in defaults):
+            continue
+        only = "" if defaults == (None,) else f" other than {name}={defaults[0]!r} (got {value!r})"
+        hint = hints[name](value) if hints and name in hints else ""
+        raise TypeError(f"minicnn does not support the argument {name!r} (in {who}){only}{hint}; {COMPATIBILITY}")

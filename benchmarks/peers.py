@@ -2,10 +2,12 @@
 
 Each run_* function is the body of one worker process of bench_train.py: it gets a
 job (a dict: model, threads, data file, initial weights...), trains, and returns a
-dict of timings. Same recipe as minicnn: batch 64 in the given order (no shuffling,
-the lab's split is already shuffled), Adam(lr=1e-3, beta 0.9/0.999, epsilon=1e-7),
-categorical cross-entropy with the softmax fused into the loss, glorot_uniform
-kernels and zero biases (or the driver's shared initial weights).
+dict of timings. Same recipe as minicnn: batches of job["batch_size"] (the lab's 64)
+in the given order (no shuffling, the lab's split is already shuffled; an epoch is
+ceil(images / batch) steps, the last one short when the batch does not divide the
+images, as fit does), Adam(lr=1e-3, beta 0.9/0.999, epsilon=1e-7), categorical
+cross-entropy with the softmax fused into the loss, glorot_uniform kernels and zero
+biases (or the driver's shared initial weights).
 
 Thread settings are made before either framework starts its thread pools: the
 driver puts OMP/MKL/OPENBLAS_NUM_THREADS and TF_NUM_INTRAOP/INTEROP_THREADS in the
@@ -131,7 +133,8 @@ def run_torch(job):
         return loss_sum / len(x), correct / len(x)
 
     bs = job["batch_size"]
-    steps = len(x_train) // bs
+    images = len(x_train)
+    steps = -(-images // bs)                 # ceil, as fit: a short last batch when bs does not divide the images
     epochs = job.get("epochs", 1)
     step_times, epoch_walls = [], []
     model.train()
@@ -151,7 +154,7 @@ def run_torch(job):
             correct += (logits.argmax(1) == yb).sum().item()        # loss and accuracy
             step_times.append(time.perf_counter() - t0)
         train_end = time.perf_counter()
-        extra = {"train_loss": loss_sum / (steps * bs), "train_accuracy": correct / (steps * bs),
+        extra = {"train_loss": loss_sum / images, "train_accuracy": correct / images,
                  "train_s": train_end - (fit_start if epochs == 1 else epoch_start)}
         if x_valid is not None:
             t0 = time.perf_counter()

@@ -423,7 +423,22 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
 
 
-class Adam(Optimizer):
+class Moments(Optimizer):
+    """What Adam, Nadam and Adamax share: running moments of the gradient with decay rates beta_1
+    (the mean) and beta_2 (the squares, or Adamax's maximum), and epsilon (Keras's defaults)."""
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
+        super().__init__(learning_rate, **kwargs)
+        who = type(self).__name__
+        self.beta_1 = check_number(beta_1, "beta_1", who, low=0, high=1, include_high=False)
+        self.beta_2 = check_number(beta_2, "beta_2", who, low=0, high=1, include_high=False)
+        self.epsilon = check_number(epsilon, "epsilon", who, low=0, include_low=False)
+
+    def get_config(self):
+        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
+
+
+class Adam(Moments):
     """Adam (Kingma & Ba), in Keras's form, with t = iterations + 1:
 
         m = m + (1 - beta_1) * (grad - m)
@@ -436,12 +451,6 @@ class Adam(Optimizer):
     slot_names = ("m", "v")
     non_negative_slots = ("v",)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_number(beta_1, "beta_1", "Adam", low=0, high=1, include_high=False)
-        self.beta_2 = check_number(beta_2, "beta_2", "Adam", low=0, high=1, include_high=False)
-        self.epsilon = check_number(epsilon, "epsilon", "Adam", low=0, include_low=False)
-
     def step_size(self):
         """lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) for the coming update t = iterations + 1."""
         t = self.iterations + 1
@@ -450,9 +459,6 @@ class Adam(Optimizer):
     def update(self, index, param, grad):
         m, v = self.slots["m"][index], self.slots["v"][index]
         kernels.adam_update(param, grad, m, v, self.step_size(), self.beta_1, self.beta_2, self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 class RMSprop(Optimizer):
@@ -507,7 +513,7 @@ class RMSprop(Optimizer):
                 "centered": self.centered}
 
 
-class Nadam(Optimizer):
+class Nadam(Moments):
     """Nadam (Dozat): Adam with Nesterov momentum, in Keras's form, with t = iterations + 1.
     The momentum coefficient follows a schedule, u_t = beta_1 * (1 - 0.5 * 0.96^t), and
     U_t = u_1 * u_2 * ... * u_t is its running product:
@@ -526,10 +532,7 @@ class Nadam(Optimizer):
     non_negative_slots = ("v",)
 
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_number(beta_1, "beta_1", "Nadam", low=0, high=1, include_high=False)
-        self.beta_2 = check_number(beta_2, "beta_2", "Nadam", low=0, high=1, include_high=False)
-        self.epsilon = check_number(epsilon, "epsilon", "Nadam", low=0, include_low=False)
+        super().__init__(learning_rate, beta_1, beta_2, epsilon, **kwargs)
         self._u_product = (0, 1.0)   # (t, U_t), the last product computed: the next one takes one multiplication
 
     def momentum_at(self, t):
@@ -558,9 +561,6 @@ class Nadam(Optimizer):
         m_hat = u_next * m / (1 - u_product_next) + (1 - u_t) * grad / (1 - u_product)
         v_hat = v / (1 - self.beta_2 ** t)
         param -= self.current_learning_rate() * m_hat / (xp.sqrt(v_hat) + self.epsilon)
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 class Adagrad(Optimizer):
@@ -632,7 +632,7 @@ class Adadelta(Optimizer):
         return {**super().get_config(), "rho": self.rho, "epsilon": self.epsilon}
 
 
-class Adamax(Optimizer):
+class Adamax(Moments):
     """Adamax (Kingma & Ba), Adam with the infinity norm, in Keras's form, with t = iterations + 1:
 
         m = m + (1 - beta_1) * (grad - m)
@@ -643,12 +643,6 @@ class Adamax(Optimizer):
     slot_names = ("m", "u")
     non_negative_slots = ("u",)
 
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.beta_1 = check_number(beta_1, "beta_1", "Adamax", low=0, high=1, include_high=False)
-        self.beta_2 = check_number(beta_2, "beta_2", "Adamax", low=0, high=1, include_high=False)
-        self.epsilon = check_number(epsilon, "epsilon", "Adamax", low=0, include_low=False)
-
     def update(self, index, param, grad):
         xp = get_array_module(param)
         t = self.iterations + 1
@@ -656,9 +650,6 @@ class Adamax(Optimizer):
         m += (1 - self.beta_1) * (grad - m)
         xp.maximum(self.beta_2 * u, xp.abs(grad), out=u)
         param -= self.current_learning_rate() * m / ((1 - self.beta_1 ** t) * (u + self.epsilon))
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
 _BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "nadam": Nadam, "adagrad": Adagrad,

@@ -49,3 +49,17 @@ def test_the_notebook_runs_headless_on_its_quick_setting(tmp_path, monkeypatch):
     assert "Total params: 356,234" in text and "the same predictions: True" in text
     assert "ConvActivationPool" in text and "|dL/dout| on its way back" in text
     assert len(pictures(notebook)) >= 8
+
+
+def test_the_committed_notebook_holds_a_full_run():
+    """The copy in the repository reads well on a repository page: the outputs of a full run
+    (all the data, 20 epochs of both models), without errors, with its figures."""
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    text = printed(notebook)
+    assert "QUICK = False: 20 epoch(s) at batch size 64" in text
+    assert "Training data shape :  (60000, 28, 28) (60000,)" in text
+    assert text.count("Epoch 20/20") == 2                       # the baseline and the dropout model
+    assert not outputs(notebook, "error")
+    assert len(pictures(notebook)) >= 8
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    assert all(cell.get("execution_count") for cell in code_cells)   # every cell ran, in one session

@@ -41,52 +41,45 @@ class LearningRateSchedule:
         return cls(**config)
 
 
-class ExponentialDecay(LearningRateSchedule):
+class Decay(LearningRateSchedule):
+    """What ExponentialDecay and InverseTimeDecay share: a starting rate, and the progress
+    p = step / decay_steps, rounded down with staircase=True (the rate then drops in steps)."""
+    decay_rate_may_be_zero = False
+
+    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
+        who = type(self).__name__
+        self.initial_learning_rate = check_number(initial_learning_rate, "initial_learning_rate", who,
+                                                  low=0, include_low=False)
+        self.decay_steps = check_number(decay_steps, "decay_steps", who, low=0, include_low=False)
+        self.decay_rate = check_number(decay_rate, "decay_rate", who, low=0,
+                                       include_low=self.decay_rate_may_be_zero)
+        self.staircase = check_bool(staircase, "staircase", who)
+        self.name = name or who
+
+    def progress(self, step):
+        p = step / self.decay_steps
+        return math.floor(p) if self.staircase else p
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+
+
+class ExponentialDecay(Decay):
     """initial_learning_rate * decay_rate ** (step / decay_steps); with staircase=True the
     exponent is rounded down, so the rate drops every decay_steps steps."""
 
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="ExponentialDecay"):
-        who = type(self).__name__
-        self.initial_learning_rate = check_number(initial_learning_rate, "initial_learning_rate", who,
-                                                  low=0, include_low=False)
-        self.decay_steps = check_number(decay_steps, "decay_steps", who, low=0, include_low=False)
-        self.decay_rate = check_number(decay_rate, "decay_rate", who, low=0, include_low=False)
-        self.staircase = check_bool(staircase, "staircase", who)
-        self.name = name
-
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate * self.decay_rate ** self.progress(step)
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(Decay):
     """initial_learning_rate / (1 + decay_rate * step / decay_steps); with staircase=True
     step / decay_steps is rounded down. (Keras 2's `decay` argument was this with decay_steps=1.)"""
-
-    def __init__(self, initial_learning_rate, decay_steps, decay_rate, staircase=False, name="InverseTimeDecay"):
-        who = type(self).__name__
-        self.initial_learning_rate = check_number(initial_learning_rate, "initial_learning_rate", who,
-                                                  low=0, include_low=False)
-        self.decay_steps = check_number(decay_steps, "decay_steps", who, low=0, include_low=False)
-        self.decay_rate = check_number(decay_rate, "decay_rate", who, low=0)
-        self.staircase = check_bool(staircase, "staircase", who)
-        self.name = name
+    decay_rate_may_be_zero = True
 
     def __call__(self, step):
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase, "name": self.name}
+        return self.initial_learning_rate / (1 + self.decay_rate * self.progress(step))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):

@@ -1019,8 +1019,8 @@ class _Copies:
 
 class _OptimizerCopies(_Copies):
     """The parameters, the optimizer's slots and its step count, as they were before an update.
-    Copying every parameter and slot is cheap next to the step: for the lab's model (4.3 MB with
-    Adam) about 0.7 ms, against some 280 ms for a training step at batch 64 on two CPU cores."""
+    Copying every parameter and slot is cheap next to the step (the lab's model with Adam holds
+    4.3 MB of them); what the guards cost a step is measured in benchmarks/RESULTS.md (issue #16)."""
 
     def __init__(self, optimizer, params):
         self.optimizer, self.iterations = optimizer, optimizer.iterations

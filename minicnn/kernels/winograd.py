@@ -72,11 +72,12 @@ max|k|, and A^T . A adds 9 of the 16 products per output), so the worst-case flo
 (`float32_bound`) is 81/9 = 9x the im2col path's. Measured on the lab's shapes, the error is
 0.7-2x the im2col path's own (root mean square against float64; the tests check <= 4x).
 
-All functions take NumPy or CuPy arrays (they only use `xp`); the tests check NumPy.
+The functions use `xp` only, so they are written to take CuPy arrays too, but nothing has run them on
+CuPy or a GPU yet; the tests check NumPy.
 
-Status (issue #16): Conv2D does not use this module yet. On the 2-core development machine it pays
-only for some passes of the lab's second convolution (backward input 1.4x, forward 1.0-1.3x) and
-loses on the first (one input channel) and mostly on the third: benchmarks/RESULTS.md, "Winograd".
+Status (issue #16): Conv2D does not use this module. Measured against the im2col path, it pays only
+for some passes of the lab's second and third convolutions and loses on the first (one input
+channel): the table is in benchmarks/RESULTS.md, "Winograd".
 """
 import numpy as np
 

@@ -230,14 +230,18 @@ def _bias_leaky_maxpool_forward_image(z, bias, negative_slope, y, argmax, ph, pw
 
     z: (H, W, F); y, argmax: (OH, OW, F), overwritten. The activation is applied
     before comparing, as the unfused layers do, so ties go to the same cell.
+    The channel loop writes y and argmax on every cell, the old value or the new
+    (`a if win else b`) rather than `if win: y[...] = v`: the same numbers, but with no
+    branch in the loop, the compiler can do several channels in one instruction.
     """
     h, w, channels = z.shape
     oh, ow, _ = y.shape
     for a in range(oh):
         for b in range(ow):
+            y_ab, argmax_ab = y[a, b], argmax[a, b]           # (F,) views: the window's outputs
             for c in range(channels):
-                y[a, b, c] = -np.inf
-                argmax[a, b, c] = 0
+                y_ab[c] = -np.inf
+                argmax_ab[c] = 0
             for i in range(ph):
                 r = a * sh - top + i
                 if r < 0 or r >= h:
@@ -246,13 +250,14 @@ def _bias_leaky_maxpool_forward_image(z, bias, negative_slope, y, argmax, ph, pw
                     s = b * sw - left + j
                     if s < 0 or s >= w:
                         continue
+                    cell, z_rs = i * pw + j, z[r, s]
                     for c in range(channels):
-                        v = z[r, s, c] + bias[c]          # the convolution's bias
-                        if v <= 0:                        # LeakyReLU; ReLU when negative_slope is 0 (0, even
-                            v = negative_slope * v if negative_slope > 0 else 0   # for -inf; NaN passes, as np.maximum)
-                        if v > y[a, b, c]:                # max-pooling: the first winner keeps a tie
-                            y[a, b, c] = v
-                            argmax[a, b, c] = i * pw + j
+                        v = z_rs[c] + bias[c]                 # the convolution's bias
+                        # LeakyReLU; ReLU when negative_slope is 0 (0, even for -inf; NaN passes, as np.maximum)
+                        v = v if not v <= 0 else (negative_slope * v if negative_slope > 0 else 0)
+                        win = v > y_ab[c]                     # max-pooling: the first winner keeps a tie
+                        y_ab[c] = v if win else y_ab[c]
+                        argmax_ab[c] = cell if win else argmax_ab[c]
 
 
 @compiled_batch
@@ -282,17 +287,20 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, negative_slope, dz, d_bias
     d_bias: (F,) float64 totals, added into. slope is 1 where the pooled output y > 0 (the
     winner's z + bias > 0), else negative_slope. A winner in the padding (a window of -inf or NaN
     keeps cell 0) passes nothing on, to dz or to the bias: d_bias is exactly dz's sum.
+    Every cell of a window gets `g if it won else 0` added: no branch in the channel loop
+    (see the forward), and adding 0 to dz changes nothing.
     """
     h, w, channels = dz.shape
     oh, ow, _ = dy.shape
     dz[:] = 0
     for a in range(oh):
         for b in range(ow):
+            dy_ab, y_ab, argmax_ab = dy[a, b], y[a, b], argmax[a, b]
             r0, s0 = a * sh - top, b * sw - left               # the window's top-left cell
             inside = r0 >= 0 and s0 >= 0 and r0 + ph <= h and s0 + pw <= w
             if inside:   # no padding cell can have won: every window's gradient reaches the bias
                 for c in range(channels):
-                    d_bias[c] += dy[a, b, c] if y[a, b, c] > 0 else negative_slope * dy[a, b, c]
+                    d_bias[c] += dy_ab[c] if y_ab[c] > 0 else negative_slope * dy_ab[c]
             for i in range(ph):
                 r = r0 + i
                 if r < 0 or r >= h:
@@ -301,13 +309,14 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, negative_slope, dz, d_bias
                     s = s0 + j
                     if s < 0 or s >= w:
                         continue
-                    cell = i * pw + j
+                    cell, dz_rs = i * pw + j, dz[r, s]
                     for c in range(channels):
-                        if argmax[a, b, c] == cell:
-                            g = dy[a, b, c] if y[a, b, c] > 0 else negative_slope * dy[a, b, c]
-                            dz[r, s, c] += g
-                            if not inside:             # at the border, only winners in the image count
-                                d_bias[c] += g
+                        g = dy_ab[c] if y_ab[c] > 0 else negative_slope * dy_ab[c]
+                        dz_rs[c] += g if argmax_ab[c] == cell else 0
+                    if not inside:                     # at the border, only winners in the image count
+                        for c in range(channels):
+                            if argmax_ab[c] == cell:
+                                d_bias[c] += dy_ab[c] if y_ab[c] > 0 else negative_slope * dy_ab[c]
 
 
 @compiled

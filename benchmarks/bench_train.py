@@ -90,6 +90,7 @@ COLORS = {"minicnn": "tab:blue", "torch": "tab:orange", "keras": "tab:red"}
 PLOT_DPI = 120
 PLOT_LEGEND_INCHES = 2.6     # the legend sits to the right of the bars
 NOTE_CHARS_PER_INCH = 11     # the note under the bars is wrapped to their width (8-point text)
+TITLE_CHARS_PER_INCH = 12    # the title (9-point text), likewise
 SAME_FLOOR_TOLERANCE = 1e-9   # relative: floors this close are drawn as one line across the figure
 
 
@@ -883,10 +884,13 @@ def plot_results(record, path=None):
             f"ratios; > 1: minicnn slower). Error bars: min-max over {settings.get('repeats', 1)} round(s).")
     ax.set_xlabel(textwrap.fill(note, width=int(NOTE_CHARS_PER_INCH * bars_inches)), fontsize=8)
     cpu = machine.get("cpu_model") or "unknown CPU"     # the record's machine, not this one
-    ax.set_title(f"Fashion-MNIST lab, {settings.get('model', 'baseline')} model: training time per epoch\n"
-                 f"{describe_mode(settings)}\n"
-                 f"{cpu}, {settings.get('threads')} thread(s) of {machine.get('cpu_count')} logical CPUs; "
-                 f"{str(record.get('date', ''))[:10]}", fontsize=9)
+    title = [f"Fashion-MNIST lab, {settings.get('model', 'baseline')} model: training time per epoch",
+             describe_mode(settings),
+             f"{cpu}, {settings.get('threads')} thread(s) of {machine.get('cpu_count')} logical CPUs; "
+             f"{str(record.get('date', ''))[:10]}"]
+    # each line wrapped to the bars' width (a one-batch-size figure is narrow), as the note below
+    title_chars = int(TITLE_CHARS_PER_INCH * bars_inches)
+    ax.set_title("\n".join(textwrap.fill(line, width=title_chars) for line in title), fontsize=9)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)   # beside the bars
     if path is not None:
         save_figure(fig, path, dpi=PLOT_DPI)

@@ -18,7 +18,9 @@ them serially (PARALLEL = False; prange then is a plain range), because that mea
 faster for the lab model: its matrix products already keep every core busy with
 NumPy's BLAS threads, and Numba's OpenMP threads, spinning between kernel calls,
 fought them for the cores (the conv/pool part of a training step got slower on 2
-cores: benchmarks/RESULTS.md). `python benchmarks/bench_kernels.py --parallel` measures it.
+cores: benchmarks/RESULTS.md). Numba's workqueue threads, which do not spin, gained nothing
+either: these kernels move memory, and on the machines measured a second thread does not
+move it faster. `python benchmarks/bench_kernels.py --parallel` measures it.
 
 Compiled code is cached on disk (`cache=True`, in __pycache__ next to this file), so
 only the first run on a machine pays the compile time; later processes load it.

@@ -294,6 +294,7 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, negative_slope, dz, d_bias
     """
     h, w, channels = dz.shape
     oh, ow, _ = dy.shape
+    zero = negative_slope - negative_slope   # 0 in dz's precision: `g if won else 0` would compute in float64
     dz[:] = 0
     for a in range(oh):
         for b in range(ow):
@@ -314,7 +315,7 @@ def _bias_leaky_maxpool_backward_image(dy, y, argmax, negative_slope, dz, d_bias
                     cell, dz_rs = i * pw + j, dz[r, s]
                     for c in range(channels):
                         g = dy_ab[c] if y_ab[c] > 0 else negative_slope * dy_ab[c]
-                        dz_rs[c] += g if argmax_ab[c] == cell else 0
+                        dz_rs[c] += g if argmax_ab[c] == cell else zero
                     if not inside:                     # at the border, only winners in the image count
                         for c in range(channels):
                             if argmax_ab[c] == cell:

@@ -137,14 +137,17 @@ def _maxpool_forward_image(x, y, argmax, ph, pw, sh, sw, top, left):
 
     x: (H, W, C); y, argmax: (OH, OW, C), filled in place.
     Padding cells are skipped, which is the same as padding with -inf.
+    The channel loop has no branch (`a if win else b`), so that it vectorizes: see the
+    fused kernel below.
     """
     h, w, channels = x.shape
     oh, ow, _ = y.shape
     for a in range(oh):
         for b in range(ow):
+            y_ab, argmax_ab = y[a, b], argmax[a, b]
             for c in range(channels):
-                y[a, b, c] = -np.inf
-                argmax[a, b, c] = 0
+                y_ab[c] = -np.inf
+                argmax_ab[c] = 0
             for i in range(ph):
                 r = a * sh - top + i
                 if r < 0 or r >= h:
@@ -153,11 +156,11 @@ def _maxpool_forward_image(x, y, argmax, ph, pw, sh, sw, top, left):
                     s = b * sw - left + j
                     if s < 0 or s >= w:
                         continue
+                    cell, x_rs = i * pw + j, x[r, s]
                     for c in range(channels):
-                        # strictly greater: on a tie the earlier cell keeps the win
-                        if x[r, s, c] > y[a, b, c]:
-                            y[a, b, c] = x[r, s, c]
-                            argmax[a, b, c] = i * pw + j
+                        win = x_rs[c] > y_ab[c]   # strictly greater: on a tie the earlier cell keeps the win
+                        y_ab[c] = x_rs[c] if win else y_ab[c]
+                        argmax_ab[c] = cell if win else argmax_ab[c]
 
 
 @compiled_batch
@@ -178,20 +181,23 @@ def maxpool_forward(x, window):
 
 # --- max-pooling backward -------------------------------------------------------
 @compiled
-def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
+def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left, zero):
     """dx[winner of window (a, b), c] += dy[a, b, c].
 
     dy, argmax: (OH, OW, C); dx: (H, W, C), overwritten (zeroed here, then added into).
     As in reference.py, visit each window cell (i, j) and pass on the gradient of
     the channels it won (comparing with i*PW + j is much cheaper than decoding
     argmax with // and %). Overlapping windows can share a winner: its gradients
-    add up. Winners in the padding are dropped.
+    add up. Winners in the padding are dropped. Every cell gets `dy if it won else zero`
+    added (no branch, so the channel loop vectorizes); zero is 0 in dx's dtype, since a
+    literal 0 would make Numba do the addition in float64.
     """
     h, w, channels = dx.shape
     oh, ow, _ = dy.shape
     dx[:] = 0
     for a in range(oh):
         for b in range(ow):
+            dy_ab, argmax_ab = dy[a, b], argmax[a, b]
             for i in range(ph):
                 r = a * sh - top + i
                 if r < 0 or r >= h:
@@ -200,17 +206,16 @@ def _maxpool_backward_image(dy, argmax, dx, ph, pw, sh, sw, top, left):
                     s = b * sw - left + j
                     if s < 0 or s >= w:
                         continue
-                    cell = i * pw + j
+                    cell, dx_rs = i * pw + j, dx[r, s]
                     for c in range(channels):
-                        if argmax[a, b, c] == cell:
-                            dx[r, s, c] += dy[a, b, c]
+                        dx_rs[c] += dy_ab[c] if argmax_ab[c] == cell else zero
 
 
 @compiled_batch
-def _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left):
+def _maxpool_backward_batch(dy, argmax, dx, ph, pw, sh, sw, top, left, zero):
     """dy, argmax: (N, OH, OW, C) -> dx: (N, H, W, C). Image n adds only into dx[n]."""
     for n in prange(dx.shape[0]):
-        _maxpool_backward_image(dy[n], argmax[n], dx[n], ph, pw, sh, sw, top, left)
+        _maxpool_backward_image(dy[n], argmax[n], dx[n], ph, pw, sh, sw, top, left, zero)
 
 
 def maxpool_backward(dy, argmax, window):
@@ -218,7 +223,8 @@ def maxpool_backward(dy, argmax, window):
     dy = np.ascontiguousarray(dy)
     argmax = np.ascontiguousarray(argmax, dtype=np.int32)
     dx = np.empty((dy.shape[0], window.h, window.w, dy.shape[3]), dtype=dy.dtype)   # zeroed image by image
-    _maxpool_backward_batch(dy, argmax, dx, window.kh, window.kw, window.sh, window.sw, window.top, window.left)
+    _maxpool_backward_batch(dy, argmax, dx, window.kh, window.kw, window.sh, window.sw, window.top, window.left,
+                            dy.dtype.type(0))
     return dx
 
 
